@@ -1,0 +1,37 @@
+"""convkit: N-dimensional convolution with pluggable backends.
+
+>>> import numpy as np, convkit as ck
+>>> x = np.ones((1, 1, 4, 4))
+>>> w = np.ones((1, 1, 3, 3))
+>>> ck.conv(x, w).shape
+(1, 1, 2, 2)
+"""
+
+from convkit.api import BackendUnavailableError, conv, get_backend, list_backends
+from convkit.backend import Backend, BackendInfo, Capabilities
+from convkit.hookspecs import hookimpl
+from convkit.padding import PADDING_MODES
+from convkit.plugins import PluginWarning
+from convkit.selection import ConfigError, Selection, set_backend, use_backend
+from convkit.spec import ConvSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PADDING_MODES",
+    "Backend",
+    "BackendInfo",
+    "BackendUnavailableError",
+    "Capabilities",
+    "ConfigError",
+    "ConvSpec",
+    "PluginWarning",
+    "Selection",
+    "__version__",
+    "conv",
+    "get_backend",
+    "hookimpl",
+    "list_backends",
+    "set_backend",
+    "use_backend",
+]

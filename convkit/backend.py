@@ -1,0 +1,145 @@
+"""What a backend is: the small surface every backend implements, and its capabilities.
+
+A backend is an object that subclasses :class:`Backend`. The core talks to it only
+through the methods below, with arrays already converted to the backend's own type and
+a :class:`~convkit.spec.ConvSpec` already checked. Importing a backend's module must be
+cheap: heavy libraries (torch, scipy) are imported inside the methods, never at module
+import, so ``import convkit`` and ``convkit backends`` stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from convkit.padding import PADDING_MODES
+from convkit.spec import ConvSpec
+
+FLOAT_DTYPES = ("float32", "float64")
+COMPLEX_DTYPES = ("complex64", "complex128")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend supports; the core checks a call against it before dispatch.
+
+    ``max_ndim=None`` means any number of spatial dimensions.
+
+    >>> Capabilities(dtypes=("float32", "float64")).supports_ndim(7)
+    True
+    """
+
+    dtypes: tuple[str, ...] = FLOAT_DTYPES + COMPLEX_DTYPES
+    devices: tuple[str, ...] = ("cpu",)
+    min_ndim: int = 1
+    max_ndim: int | None = None
+    padding_modes: tuple[str, ...] = PADDING_MODES
+    groups: bool = True
+    dilation: bool = True
+    options: tuple[str, ...] = ("device",)
+    array_types: tuple[str, ...] = ("numpy.ndarray",)
+
+    def supports_ndim(self, d: int) -> bool:
+        """Whether ``d`` spatial dimensions are supported."""
+        return d >= self.min_ndim and (self.max_ndim is None or d <= self.max_ndim)
+
+    def describe_ndim(self) -> str:
+        """Spatial dimensions as text, such as ``'1+'`` or ``'1-3'``."""
+        if self.max_ndim is None:
+            return f"{self.min_ndim}+"
+        return f"{self.min_ndim}-{self.max_ndim}"
+
+
+class Backend:
+    """Base class of convkit backends.
+
+    Subclasses set :attr:`name`, :attr:`capabilities`, :attr:`requires` (top-level
+    modules that must be importable) and :attr:`install_hint`, and implement the
+    methods that raise ``NotImplementedError`` here. See ``docs/plugins.md``.
+
+    >>> class Mine(Backend):
+    ...     name = "mine"
+    >>> Mine().unavailable_reason() is None
+    True
+    """
+
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    requires: ClassVar[tuple[str, ...]] = ()
+    install_hint: ClassVar[str] = ""
+
+    def unavailable_reason(self) -> str | None:
+        """Why this backend cannot run here, or ``None`` when it can.
+
+        The default checks that every module in :attr:`requires` can be found, without
+        importing it.
+        """
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            hint = f"; install it with {self.install_hint}" if self.install_hint else ""
+            return f"missing module(s) {', '.join(missing)}{hint}"
+        return None
+
+    def owns(self, obj: object) -> bool:
+        """Whether ``obj`` is an array of this backend's own type."""
+        raise NotImplementedError
+
+    def dtype_name(self, obj: Any) -> str:
+        """The NumPy name of the dtype of an array this backend owns (``'float32'``)."""
+        return str(np.dtype(obj.dtype))
+
+    def asarray(self, obj: Any, dtype: str, options: Mapping[str, Any]) -> Any:
+        """Convert a NumPy array, or an array of this backend's type, to this backend's
+        type with ``dtype`` (and on the device named in ``options``, if any)."""
+        raise NotImplementedError
+
+    def to_numpy(self, obj: Any) -> np.ndarray:
+        """Convert an array of this backend's type to a NumPy array."""
+        raise NotImplementedError
+
+    def restore(self, obj: Any, like: Any) -> Any:
+        """Convert a result (NumPy, or this backend's type) to the type, and device, of
+        ``like``, an array this backend owns. Called on the backend that owns the
+        caller's input, so results come back the way they went in."""
+        raise NotImplementedError
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` if ``options`` (such as ``device``) cannot be honoured."""
+        device = options.get("device")
+        if device is not None and device not in self.capabilities.devices:
+            raise ValueError(
+                f"backend {self.name!r} cannot run on device={device!r}; it supports "
+                f"{', '.join(self.capabilities.devices)}"
+            )
+
+    def conv(
+        self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
+    ) -> Any:
+        """Cross-correlate a batched input, padding it as ``spec`` says.
+
+        ``x`` is ``(N, C_in, *S)``, ``weight`` ``(C_out, C_in // groups, *K)``, ``bias``
+        ``(C_out,)`` or ``None``, all of this backend's type and one dtype. Returns an
+        array of shape ``spec.output_shape`` and that dtype::
+
+            y[n, o, i] = bias[o] + sum_{c, a} weight[o, c, a] * xpad[n, g*Cg + c, i*stride + a*dilation]
+
+        where ``g`` is the group of output channel ``o`` and ``Cg = C_in // groups``.
+        """
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One registered backend, as :func:`convkit.list_backends` reports it."""
+
+    name: str
+    available: bool
+    reason: str | None
+    plugin: str
+    distribution: str | None
+    version: str | None
+    capabilities: Capabilities = field(repr=False)

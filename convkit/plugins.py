@@ -1,0 +1,230 @@
+"""The plugin manager: loads every ``convkit`` entry point, one at a time, in isolation.
+
+A plugin that fails to import, declares an invalid or misspelled hook, or raises while
+registering its backends is recorded as a :class:`PluginFailure`, announced with a
+:class:`PluginWarning`, and skipped; the other plugins load as usual.
+``CONVKIT_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the entry points of the ``convkit``
+distribution itself (the built-in backends).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import traceback
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from convkit import hookspecs
+from convkit.backend import Backend, BackendInfo
+
+ENTRY_POINT_GROUP = "convkit"
+BUILTIN_DISTRIBUTION = "convkit"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded; the others were."""
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that was skipped, and why."""
+
+    plugin: str
+    distribution: str | None
+    error: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    backend: Backend
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+
+class BackendRegistry:
+    """The backends registered by plugins, by name.
+
+    Plugins receive it in :func:`~convkit.hookspecs.convkit_add_backends` and call
+    :meth:`add`.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._plugin: tuple[str, str | None, str | None] = ("", None, None)
+        self._staged: list[_Entry] = []
+
+    def add(self, backend: Backend) -> None:
+        """Register ``backend`` under ``backend.name``.
+
+        Raises ``TypeError`` for an object that is not a :class:`convkit.Backend` and
+        ``ValueError`` for a malformed or already registered name.
+        """
+        if not isinstance(backend, Backend):
+            raise TypeError(f"registry.add() expects a convkit.Backend instance; got {backend!r}")
+        name = backend.name
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(
+                f"backend name {name!r} is invalid; expected lowercase letters, digits "
+                f"and '_', starting with a letter"
+            )
+        if name == "auto":
+            raise ValueError("backend name 'auto' is reserved")
+        taken = self._entries.get(name) or next(
+            (e for e in self._staged if e.backend.name == name), None
+        )
+        if taken is not None:
+            raise ValueError(f"backend {name!r} is already registered by plugin {taken.plugin!r}")
+        self._staged.append(_Entry(backend, *self._plugin))
+
+    def _begin(self, plugin: str, distribution: str | None, version: str | None) -> None:
+        self._plugin = (plugin, distribution, version)
+        self._staged = []
+
+    def _commit(self) -> None:
+        for entry in self._staged:
+            self._entries[entry.backend.name] = entry
+        self._staged = []
+
+    def names(self) -> list[str]:
+        """Registered backend names, in registration order."""
+        return list(self._entries)
+
+    def get(self, name: str) -> Backend | None:
+        """The backend registered as ``name``, or ``None``."""
+        entry = self._entries.get(name)
+        return entry.backend if entry else None
+
+    def info(self) -> list[BackendInfo]:
+        """One record per registered backend, with its availability."""
+        out = []
+        for name, e in self._entries.items():
+            reason = _unavailable_reason(e.backend)
+            out.append(
+                BackendInfo(
+                    name=name,
+                    available=reason is None,
+                    reason=reason,
+                    plugin=e.plugin,
+                    distribution=e.distribution,
+                    version=e.version,
+                    capabilities=e.backend.capabilities,
+                )
+            )
+        return out
+
+
+def _unavailable_reason(backend: Backend) -> str | None:
+    try:
+        return backend.unavailable_reason()
+    except Exception as exc:  # a broken check must not break listing
+        return f"availability check failed: {type(exc).__name__}: {exc}"
+
+
+@dataclass
+class PluginHost:
+    """The loaded plugin manager, the registry it filled, and the plugins it skipped."""
+
+    manager: pluggy.PluginManager
+    registry: BackendRegistry
+    failures: list[PluginFailure]
+
+
+_lock = threading.Lock()
+_host: PluginHost | None = None
+
+
+def host() -> PluginHost:
+    """Load the plugins on first use and return the result (cached)."""
+    global _host
+    if _host is None:
+        with _lock:
+            if _host is None:
+                _host = _load()
+    return _host
+
+
+def reload() -> PluginHost:
+    """Forget the loaded plugins and load them again (after installing one, say)."""
+    global _host
+    with _lock:
+        _host = _load()
+    return _host
+
+
+def failures() -> list[PluginFailure]:
+    """The plugins that could not be loaded, with their errors."""
+    return list(host().failures)
+
+
+def _autoload_disabled() -> bool:
+    return os.environ.get("CONVKIT_DISABLE_PLUGIN_AUTOLOAD", "").strip() not in ("", "0")
+
+
+def _load() -> PluginHost:
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    registry = BackendRegistry()
+    fails: list[PluginFailure] = []
+    builtins_only = _autoload_disabled()
+    for ep in _ordered(entry_points(group=ENTRY_POINT_GROUP)):
+        dist = ep.dist.name if ep.dist is not None else None
+        version = ep.dist.version if ep.dist is not None else None
+        if builtins_only and dist != BUILTIN_DISTRIBUTION:
+            continue
+        try:
+            _register(pm, ep)
+            registry._begin(ep.name, dist, version)
+            caller = pm.subset_hook_caller(
+                "convkit_add_backends",
+                remove_plugins=[p for n, p in pm.list_name_plugin() if n != ep.name],
+            )
+            caller(registry=registry)
+            registry._commit()
+        except Exception as exc:
+            if pm.has_plugin(ep.name):
+                pm.unregister(name=ep.name)
+            failure = PluginFailure(
+                plugin=ep.name,
+                distribution=dist,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+            )
+            fails.append(failure)
+            warnings.warn(
+                f'Error loading convkit plugin "{ep.name}" (distribution {dist}): {failure.error}',
+                PluginWarning,
+                stacklevel=2,
+            )
+    return PluginHost(manager=pm, registry=registry, failures=fails)
+
+
+def _ordered(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
+    """Built-ins first, so a third-party plugin cannot take a built-in backend's name;
+    then by distribution and entry-point name, so the order does not depend on
+    ``sys.path``."""
+
+    def key(ep: EntryPoint) -> tuple[bool, str, str]:
+        dist = ep.dist.name if ep.dist is not None else ""
+        return (dist != BUILTIN_DISTRIBUTION, dist, ep.name)
+
+    return sorted(eps, key=key)
+
+
+def _register(pm: pluggy.PluginManager, ep: EntryPoint) -> None:
+    plugin: Any = ep.load()
+    pm.register(plugin, name=ep.name)
+    try:
+        pm.check_pending()
+    except Exception:
+        pm.unregister(name=ep.name)
+        raise

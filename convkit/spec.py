@@ -1,0 +1,264 @@
+"""One normalised description of a convolution call, and its shape arithmetic.
+
+:class:`ConvSpec` is what the core hands a backend: every per-dimension option as a
+``d``-tuple, padding as explicit ``(low, high)`` pairs, the padding mode by its
+canonical name, and the shapes involved. All checking of user arguments happens while
+building it, so a backend never sees a malformed call.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from convkit.padding import canonical_padding_mode
+
+PADDING_STRINGS: Final = ("valid", "same")
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A fully normalised ``conv`` call on a batched input ``(N, C_in, *S)``.
+
+    >>> spec = ConvSpec.build((8, 3, 32, 32), (16, 3, 3, 3), padding="same", stride=2)
+    >>> spec.padding, spec.output_shape
+    (((0, 1), (0, 1)), (8, 16, 16, 16))
+    """
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    input_size: tuple[int, ...]
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    padding_mode: str
+    groups: int
+
+    @property
+    def ndim(self) -> int:
+        """The number of spatial dimensions ``d``."""
+        return len(self.input_size)
+
+    @property
+    def kernel_extent(self) -> tuple[int, ...]:
+        """The span of the dilated kernel, ``(K - 1) * dilation + 1`` per dimension."""
+        return tuple(
+            (k - 1) * dl + 1 for k, dl in zip(self.kernel_size, self.dilation, strict=True)
+        )
+
+    @property
+    def padded_size(self) -> tuple[int, ...]:
+        """Spatial size after padding."""
+        return tuple(s + lo + hi for s, (lo, hi) in zip(self.input_size, self.padding, strict=True))
+
+    @property
+    def output_size(self) -> tuple[int, ...]:
+        """Spatial size of the output, ``(P - E) // stride + 1`` per dimension."""
+        return tuple(
+            (p - e) // st + 1
+            for p, e, st in zip(self.padded_size, self.kernel_extent, self.stride, strict=True)
+        )
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The full output shape ``(N, C_out, *O)``."""
+        return (self.batch, self.out_channels, *self.output_size)
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """The weight shape ``(C_out, C_in // groups, *K)``."""
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
+
+    @property
+    def has_padding(self) -> bool:
+        """Whether any side of any dimension is padded."""
+        return any(lo or hi for lo, hi in self.padding)
+
+    @classmethod
+    def build(
+        cls,
+        x_shape: Sequence[int],
+        weight_shape: Sequence[int],
+        bias_shape: Sequence[int] | None = None,
+        *,
+        stride: int | Sequence[int] = 1,
+        padding: int | str | Sequence[int] | Sequence[Sequence[int]] = 0,
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+    ) -> ConvSpec:
+        """Check the arguments of a ``conv`` call and normalise them.
+
+        ``x_shape`` is ``(N, C_in, *S)``, or ``(C_in, *S)`` for an unbatched input (then
+        ``batch`` is 1).
+
+        Raises ``ValueError`` or ``TypeError`` naming the argument, the value seen and
+        what was expected.
+
+        >>> ConvSpec.build((1, 2, 10), (4, 2, 3), dilation=2).output_size
+        (6,)
+        """
+        x_shape = tuple(int(s) for s in x_shape)
+        w_shape = tuple(int(s) for s in weight_shape)
+        if len(w_shape) < 3:
+            raise ValueError(
+                f"weight must have shape (C_out, C_in // groups, *kernel_size) with at "
+                f"least one spatial dimension; got weight.shape={w_shape}"
+            )
+        d = len(w_shape) - 2
+        if len(x_shape) not in (d + 1, d + 2):
+            raise ValueError(
+                f"x has {len(x_shape)} dimensions but weight.shape={w_shape} has {d} "
+                f"spatial dimension(s), so x must be (N, C_in, *S) with {d + 2} "
+                f"dimensions or unbatched (C_in, *S) with {d + 1}; got x.shape={x_shape}"
+            )
+        groups = _positive_int("groups", groups)
+        n, c_in, *size = x_shape if len(x_shape) == d + 2 else (1, *x_shape)
+        c_out, c_in_g, *kernel = w_shape
+        if c_in < 1 or c_out < 1:
+            raise ValueError(
+                f"channel counts must be >= 1; got C_in={c_in} (x.shape={x_shape}) and "
+                f"C_out={c_out} (weight.shape={w_shape})"
+            )
+        if c_in % groups or c_out % groups:
+            raise ValueError(f"groups={groups} must divide both C_in={c_in} and C_out={c_out}")
+        if c_in_g * groups != c_in:
+            raise ValueError(
+                f"weight.shape={w_shape} expects C_in // groups = {c_in_g} input "
+                f"channels per group, but x.shape={x_shape} has C_in={c_in} with "
+                f"groups={groups} (C_in // groups = {c_in // groups})"
+            )
+        if any(s < 1 for s in size):
+            raise ValueError(f"x must have spatial sizes >= 1; got x.shape={x_shape}")
+        if any(k < 1 for k in kernel):
+            raise ValueError(f"weight must have kernel sizes >= 1; got weight.shape={w_shape}")
+        if bias_shape is not None and tuple(bias_shape) != (c_out,):
+            raise ValueError(
+                f"bias must have shape (C_out,) = ({c_out},); got bias.shape={tuple(bias_shape)}"
+            )
+        stride_t = _per_dim("stride", stride, d)
+        dilation_t = _per_dim("dilation", dilation, d)
+        mode = canonical_padding_mode(padding_mode)
+        pads = _padding(padding, tuple(size), tuple(kernel), stride_t, dilation_t)
+        spec = cls(
+            batch=n,
+            in_channels=c_in,
+            out_channels=c_out,
+            input_size=tuple(size),
+            kernel_size=tuple(kernel),
+            stride=stride_t,
+            dilation=dilation_t,
+            padding=pads,
+            padding_mode=mode,
+            groups=groups,
+        )
+        for i, (p, e) in enumerate(zip(spec.padded_size, spec.kernel_extent, strict=True)):
+            if e > p:
+                raise ValueError(
+                    f"the kernel is larger than the padded input in spatial dimension "
+                    f"{i}: kernel extent (K - 1) * dilation + 1 = {e} exceeds padded "
+                    f"size {p} (x.shape={x_shape}, weight.shape={w_shape}, padding="
+                    f"{spec.padding}); the output would be empty"
+                )
+        return spec
+
+
+def same_padding(
+    size: Sequence[int],
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+) -> tuple[tuple[int, int], ...]:
+    """The ``padding="same"`` rule: output length ``ceil(S / stride)`` per dimension.
+
+    The total padding is ``max(0, (out - 1) * stride + (K - 1) * dilation + 1 - S)``,
+    the odd extra going to the high side (TensorFlow's and JAX's ``SAME``; with stride
+    1 it equals PyTorch's ``padding="same"``).
+
+    >>> same_padding([10], [4], [1], [1])
+    ((1, 2),)
+    >>> same_padding([7], [3], [2], [1])
+    ((1, 1),)
+    """
+    pads = []
+    for s, k, st, dl in zip(size, kernel_size, stride, dilation, strict=True):
+        out = math.ceil(s / st)
+        total = max(0, (out - 1) * st + (k - 1) * dl + 1 - s)
+        pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int >= 1; got {value!r}")
+    if int(value) < 1:  # type: ignore[call-overload]
+        raise ValueError(f"{name} must be >= 1; got {name}={value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def _per_dim(name: str, value: object, d: int) -> tuple[int, ...]:
+    if _is_int(value):
+        values: tuple[object, ...] = (value,) * d
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        values = tuple(value)
+        if len(values) != d:
+            raise ValueError(
+                f"{name}={value!r} has {len(values)} entries; expected an int or {d} "
+                f"(one per spatial dimension)"
+            )
+    else:
+        raise TypeError(f"{name} must be an int or a tuple of {d} ints; got {value!r}")
+    if not all(_is_int(v) for v in values):
+        raise TypeError(f"{name} must be an int or a tuple of {d} ints; got {value!r}")
+    if any(int(v) < 1 for v in values):  # type: ignore[call-overload]
+        raise ValueError(f"{name} must be >= 1 in every dimension; got {name}={value!r}")
+    return tuple(int(v) for v in values)  # type: ignore[call-overload]
+
+
+def _padding(
+    padding: object,
+    size: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[tuple[int, int], ...]:
+    d = len(size)
+    expected = (
+        f"expected an int, a tuple of {d} ints, a tuple of {d} (low, high) pairs, 'valid' or 'same'"
+    )
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * d
+        if padding == "same":
+            return same_padding(size, kernel, stride, dilation)
+        raise ValueError(f"padding={padding!r} is not a padding; {expected}")
+    if _is_int(padding):
+        pairs: list[tuple[object, object]] = [(padding, padding)] * d
+    elif isinstance(padding, Sequence):
+        if len(padding) != d:
+            raise ValueError(f"padding={padding!r} has {len(padding)} entries; {expected}")
+        pairs = []
+        for p in padding:
+            if _is_int(p):
+                pairs.append((p, p))
+            elif isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2:
+                pairs.append((p[0], p[1]))
+            else:
+                raise TypeError(f"padding={padding!r} is not a padding; {expected}")
+    else:
+        raise TypeError(f"padding={padding!r} is not a padding; {expected}")
+    if not all(_is_int(lo) and _is_int(hi) for lo, hi in pairs):
+        raise TypeError(f"padding={padding!r} is not a padding; {expected}")
+    result = tuple((int(lo), int(hi)) for lo, hi in pairs)  # type: ignore[call-overload]
+    if any(lo < 0 or hi < 0 for lo, hi in result):
+        raise ValueError(f"padding must be >= 0 on every side; got padding={padding!r}")
+    return result

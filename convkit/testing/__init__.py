@@ -1,0 +1,117 @@
+"""Tools for testing convkit backends, the built-in ones and third-party ones alike.
+
+- :func:`reference_conv`: the layer operation written straight from its formula, as
+  plain loops over output positions, in float64/complex128. Slow; for small tests.
+- :func:`assert_close`: compare a result with a reference, with tolerances relative to
+  the largest magnitude of the reference.
+- :class:`convkit.testing.conformance.BackendConformance`: the conformance suite. A
+  backend's own tests subclass it and provide a ``backend`` fixture::
+
+      import pytest
+      from convkit.testing.conformance import BackendConformance
+
+      class TestMyBackend(BackendConformance):
+          @pytest.fixture
+          def backend(self):
+              return "mybackend"
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from convkit.spec import ConvSpec
+
+_NUMPY_PAD_MODE = {
+    "zeros": "constant",
+    "reflect": "reflect",
+    "symmetric": "symmetric",
+    "replicate": "edge",
+    "circular": "wrap",
+}
+
+TOLERANCE = {"float32": 1e-5, "complex64": 1e-5, "float64": 1e-12, "complex128": 1e-12}
+"""Largest allowed ``max|actual - expected| / max|expected|`` per result dtype."""
+
+
+def reference_conv(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: Any = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> np.ndarray:
+    """``h[n, o, i] = b[o] + sum_c sum_a w[o, c, a] * xpad[n, g*Cg + c, i*s + a*dil]``.
+
+    Loops over every output position; padding is done by ``numpy.pad``. Computes in
+    float64 (complex128 for complex input).
+
+    >>> reference_conv(np.array([[1.0, 2.0, 3.0]]), np.array([[[1.0, -1.0]]]))
+    array([[-1., -1.]])
+    """
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    batched = x.ndim == weight.ndim
+    if not batched:
+        x = x[None]
+    spec = ConvSpec.build(
+        x.shape,
+        weight.shape,
+        None if bias is None else np.shape(bias),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+    )
+    wide = np.complex128 if np.iscomplexobj(x) or np.iscomplexobj(weight) else np.float64
+    width = [(0, 0), (0, 0), *spec.padding]
+    xpad = np.pad(x.astype(wide), width, mode=_NUMPY_PAD_MODE[spec.padding_mode])  # type: ignore[call-overload]
+    w = weight.astype(wide)
+    cg = spec.in_channels // spec.groups
+    og = spec.out_channels // spec.groups
+    out = np.zeros(spec.output_shape, dtype=wide)
+    taps = list(itertools.product(*(range(k) for k in spec.kernel_size)))
+    for n in range(spec.batch):
+        for o in range(spec.out_channels):
+            g = o // og
+            for i in itertools.product(*(range(s) for s in spec.output_size)):
+                total = wide(0) if bias is None else wide(bias[o])
+                for c in range(cg):
+                    for a in taps:
+                        pos = tuple(
+                            ii * st + aa * dl
+                            for ii, aa, st, dl in zip(i, a, spec.stride, spec.dilation, strict=True)
+                        )
+                        total += w[(o, c, *a)] * xpad[(n, g * cg + c, *pos)]
+                out[(n, o, *i)] = total
+    return out if batched else out[0]
+
+
+def assert_close(actual: Any, expected: np.ndarray, dtype: str | None = None) -> None:
+    """Assert ``max|actual - expected| <= tol * max|expected|``, ``tol`` from
+    :data:`TOLERANCE` for ``dtype`` (default: the dtype of ``actual``).
+
+    >>> assert_close(np.float32([1.0, 2.0]), np.array([1.0, 2.0 + 1e-6]))
+    """
+    a = np.asarray(actual)
+    e = np.asarray(expected)
+    if a.shape != e.shape:
+        raise AssertionError(f"shape {a.shape} != expected {e.shape}")
+    name = dtype or str(a.dtype)
+    tol = TOLERANCE[name]
+    scale = float(np.max(np.abs(e))) if e.size else 0.0
+    err = float(np.max(np.abs(a - e))) if e.size else 0.0
+    if err > tol * max(scale, np.finfo(np.float64).tiny):
+        raise AssertionError(
+            f"max abs error {err:.3g} exceeds {tol:g} * max|expected| = {tol * scale:.3g} "
+            f"(dtype {name})"
+        )

@@ -1,0 +1,201 @@
+"""The backend conformance suite.
+
+Every built-in backend runs it, and so can a third-party one: subclass
+:class:`BackendConformance` in your tests and provide a ``backend`` fixture that returns
+the backend selection string (``"mybackend"``, or ``"torch:cuda"`` with a device)::
+
+    class TestMine(BackendConformance):
+        @pytest.fixture
+        def backend(self):
+            return "mine"
+
+Each result is compared with :func:`convkit.testing.reference_conv`, the formula written
+as plain loops. Cases that need a capability the backend does not declare (a dtype, a
+number of spatial dims, groups, dilation, a padding mode) are skipped with that reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+import convkit as ck
+from convkit import plugins
+from convkit.backend import Backend
+from convkit.padding import PADDING_MODES
+from convkit.selection import parse_backend
+from convkit.testing import assert_close, reference_conv
+
+
+@dataclass(frozen=True)
+class Case:
+    """One conv call: shapes and keyword arguments."""
+
+    id: str
+    x: tuple[int, ...]
+    w: tuple[int, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    bias: bool = True
+
+
+CASES = [
+    Case("1d", (2, 3, 11), (4, 3, 3)),
+    Case("1d-stride-dilation-pad", (2, 2, 13), (3, 2, 3), dict(stride=2, dilation=2, padding=3)),
+    Case("1d-kernel-1", (2, 5, 7), (3, 5, 1), bias=False),
+    Case("2d", (2, 3, 8, 7), (4, 3, 3, 2)),
+    Case(
+        "2d-same-stride-dilation",
+        (1, 2, 9, 10),
+        (3, 2, 3, 3),
+        dict(padding="same", stride=2, dilation=2),
+    ),
+    Case("2d-same-even-kernel", (1, 2, 6, 7), (2, 2, 4, 2), dict(padding="same")),
+    Case("2d-pairs", (2, 2, 5, 6), (2, 2, 2, 3), dict(padding=((1, 0), (2, 3)), stride=(1, 2))),
+    Case("2d-valid-full-kernel", (2, 3, 4, 5), (2, 3, 4, 5), dict(padding="valid")),
+    Case("2d-groups", (2, 4, 6, 6), (6, 2, 3, 3), dict(groups=2, padding=1)),
+    Case("2d-depthwise", (2, 4, 7, 6), (8, 1, 3, 3), dict(groups=4, padding=(1, 2))),
+    Case("3d", (1, 2, 5, 6, 4), (3, 2, 2, 3, 2), dict(stride=(2, 1, 1), padding=1)),
+    Case(
+        "4d",
+        (1, 2, 5, 4, 4, 5),
+        (3, 2, 2, 3, 1, 2),
+        dict(stride=(1, 2, 1, 2), dilation=(2, 1, 1, 1), padding=1),
+    ),
+    Case("4d-groups", (2, 4, 3, 4, 3, 3), (2, 2, 2, 2, 2, 2), dict(groups=2)),
+    Case("5d", (1, 1, 3, 3, 3, 3, 4), (2, 1, 2, 1, 2, 2, 3), dict(padding="same")),
+]
+
+
+def _backend(selection: str) -> Backend:
+    name, _ = parse_backend(selection, "the conformance fixture")
+    found = plugins.host().registry.get(name)
+    if found is None:
+        pytest.fail(
+            f"backend {name!r} is not registered; registered: {plugins.host().registry.names()}"
+        )
+    return found
+
+
+def _require(backend: Backend, ndim: int = 1, dtype: str = "float64", kwargs: Any = None) -> None:
+    caps = backend.capabilities
+    kwargs = kwargs or {}
+    if not caps.supports_ndim(ndim):
+        pytest.skip(f"backend {backend.name!r} declares {caps.describe_ndim()} spatial dims")
+    if dtype not in caps.dtypes:
+        pytest.skip(f"backend {backend.name!r} declares no {dtype} support")
+    if kwargs.get("groups", 1) > 1 and not caps.groups:
+        pytest.skip(f"backend {backend.name!r} declares no groups support")
+    dil = kwargs.get("dilation", 1)
+    if (dil > 1 if isinstance(dil, int) else max(dil) > 1) and not caps.dilation:
+        pytest.skip(f"backend {backend.name!r} declares no dilation support")
+    mode = kwargs.get("padding_mode", "zeros")
+    if mode not in caps.padding_modes:
+        pytest.skip(f"backend {backend.name!r} declares no padding_mode={mode!r}")
+
+
+def _random(shape: tuple[int, ...], dtype: str, rng: np.random.Generator) -> np.ndarray:
+    a = rng.standard_normal(shape)
+    if dtype.startswith("complex"):
+        a = a + 1j * rng.standard_normal(shape)
+    return a.astype(dtype)
+
+
+def _arrays(
+    case: Case, dtype: str, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    rng = np.random.default_rng(seed)
+    x = _random(case.x, dtype, rng)
+    w = _random(case.w, dtype, rng)
+    b = _random((case.w[0],), dtype, rng) if case.bias else None
+    return x, w, b
+
+
+class BackendConformance:
+    """Conformance tests for one backend; a ``backend`` fixture (yours) names it."""
+
+    @pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
+    @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+    def test_matches_reference(self, backend: str, case: Case, dtype: str) -> None:
+        _require(_backend(backend), len(case.x) - 2, dtype, case.kwargs)
+        x, w, b = _arrays(case, dtype)
+        y = ck.conv(x, w, b, backend=backend, **case.kwargs)
+        assert isinstance(y, np.ndarray)
+        assert y.dtype == np.dtype(dtype)
+        assert_close(y, reference_conv(x, w, b, **case.kwargs), dtype)
+
+    @pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+    @pytest.mark.parametrize("mode", PADDING_MODES)
+    def test_padding_modes_any_width(self, backend: str, mode: str, ndim: int) -> None:
+        # widths up to twice the input size: the pattern keeps repeating, as numpy.pad
+        kwargs: dict[str, Any] = dict(
+            padding_mode=mode, padding=[(3, 5), (1, 0), (0, 2), (4, 1)][:ndim]
+        )
+        _require(_backend(backend), ndim, "float64", kwargs)
+        shape = (2, 3, 3, 2, 2)[:ndim]
+        case = Case(f"{mode}-{ndim}d", (1, 2, *shape), (2, 2, *(2,) * ndim), kwargs)
+        x, w, b = _arrays(case, "float64", seed=ndim)
+        y = ck.conv(x, w, b, backend=backend, **kwargs)
+        assert_close(y, reference_conv(x, w, b, **kwargs))
+
+    @pytest.mark.parametrize("alias", ["constant", "edge", "nearest", "wrap", "mirror"])
+    def test_padding_mode_aliases(self, backend: str, alias: str) -> None:
+        _require(_backend(backend))
+        x, w, b = _arrays(Case("alias", (1, 2, 6), (2, 2, 3)), "float64")
+        y = ck.conv(x, w, b, padding=2, padding_mode=alias, backend=backend)
+        assert_close(y, reference_conv(x, w, b, padding=2, padding_mode=alias))
+
+    def test_unbatched(self, backend: str) -> None:
+        _require(_backend(backend), 2)
+        x, w, b = _arrays(Case("u", (1, 3, 6, 5), (2, 3, 3, 3)), "float64")
+        y = ck.conv(x[0], w, b, padding=1, backend=backend)
+        assert y.shape == (2, 6, 5)
+        assert_close(y, reference_conv(x, w, b, padding=1)[0])
+
+    def test_noncontiguous_inputs(self, backend: str) -> None:
+        _require(_backend(backend), 2)
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((7, 4, 3, 2)).transpose(3, 2, 0, 1)  # (2, 3, 7, 4), F-order
+        w = rng.standard_normal((3, 3, 6, 4))[:, :, ::2, ::-2]  # strided and reversed
+        b = rng.standard_normal(6)[::2]
+        assert not (x.flags.c_contiguous or w.flags.c_contiguous or b.flags.c_contiguous)
+        y = ck.conv(x, w, b, padding=1, backend=backend)
+        assert_close(y, reference_conv(x, w, b, padding=1))
+
+    def test_zero_size_batch(self, backend: str) -> None:
+        _require(_backend(backend), 2)
+        x = np.zeros((0, 3, 5, 5))
+        w = np.ones((2, 3, 3, 3))
+        y = ck.conv(x, w, padding="same", backend=backend)
+        assert y.shape == (0, 2, 5, 5)
+
+    def test_mixed_precision_promotes(self, backend: str) -> None:
+        _require(_backend(backend), 1, "float64")
+        x, w, b = _arrays(Case("mix", (1, 2, 9), (3, 2, 4)), "float32")
+        y = ck.conv(x, w.astype(np.float64), b, backend=backend)
+        assert y.dtype == np.float64
+        assert_close(y, reference_conv(x, w, b), "float32")
+
+    def test_unsupported_dtype_is_a_clear_error(self, backend: str) -> None:
+        be = _backend(backend)
+        missing = [d for d in ("complex64", "complex128") if d not in be.capabilities.dtypes]
+        if not missing:
+            pytest.skip(f"backend {be.name!r} supports every dtype convkit knows")
+        x = np.ones((1, 1, 4), dtype=missing[0])
+        with pytest.raises(TypeError, match=f"{be.name}.*{missing[0]}"):
+            ck.conv(x, x[:, :, :2], backend=backend)
+
+    def test_native_arrays_round_trip(self, backend: str) -> None:
+        be = _backend(backend)
+        _require(be, 2, "float32")
+        _, options = parse_backend(backend, "the conformance fixture")
+        x, w, b = _arrays(Case("native", (2, 2, 6, 6), (3, 2, 3, 3)), "float32")
+        xn = be.asarray(x, "float32", options)
+        wn = be.asarray(w, "float32", options)
+        if not be.owns(xn):
+            pytest.skip(f"backend {be.name!r} computes on another backend's arrays")
+        y = ck.conv(xn, wn, b, stride=2, backend=backend)
+        assert be.owns(y), f"expected the backend's own array type, got {type(y)}"
+        assert_close(be.to_numpy(y), reference_conv(x, w, b, stride=2), "float32")

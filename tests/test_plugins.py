@@ -1,0 +1,245 @@
+"""Plugin loading: lazy imports, isolation of broken plugins, the autoload switch.
+
+The third-party plugins here are real packages, built and installed with pip into a
+temporary directory, and exercised in fresh interpreters that see that directory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import convkit as ck
+
+BACKEND = """
+import numpy as np
+import convkit
+from convkit_numpy import NumpyBackend
+
+class {cls}(NumpyBackend):
+    name = "{name}"
+"""
+
+PLUGINS = {
+    # a good plugin: a NumPy-based backend under another name
+    "ck-good": (
+        "ck_good",
+        BACKEND.format(cls="Good", name="good")
+        + """
+@convkit.hookimpl
+def convkit_add_backends(registry):
+    registry.add(Good())
+""",
+    ),
+    # fails to import
+    "ck-broken-import": (
+        "ck_broken_import",
+        """
+raise RuntimeError("this plugin is broken on purpose")
+""",
+    ),
+    # misspelled hook name: caught by check_pending()
+    "ck-misspelled": (
+        "ck_misspelled",
+        """
+import convkit
+
+@convkit.hookimpl
+def convkit_add_backend(registry):
+    pass
+""",
+    ),
+    # hook with an argument the spec does not have: caught at registration
+    "ck-bad-signature": (
+        "ck_bad_signature",
+        """
+import convkit
+
+@convkit.hookimpl
+def convkit_add_backends(registry, extra):
+    pass
+""",
+    ),
+    # raises while registering; its first backend must not stay half-registered
+    "ck-raises": (
+        "ck_raises",
+        BACKEND.format(cls="Half", name="half")
+        + """
+@convkit.hookimpl
+def convkit_add_backends(registry):
+    registry.add(Half())
+    raise ValueError("failed after adding one backend")
+""",
+    ),
+    # takes a name that is already registered
+    "ck-duplicate": (
+        "ck_duplicate",
+        BACKEND.format(cls="Dup", name="numpy")
+        + """
+@convkit.hookimpl
+def convkit_add_backends(registry):
+    registry.add(Dup())
+""",
+    ),
+}
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with every plugin above installed by pip, as a user would."""
+    root = tmp_path_factory.mktemp("plugins")
+    sources = []
+    for dist, (module, code) in PLUGINS.items():
+        src = root / "src" / dist
+        (src / module).mkdir(parents=True)
+        (src / module / "__init__.py").write_text(textwrap.dedent(code))
+        (src / "pyproject.toml").write_text(
+            textwrap.dedent(f'''
+            [build-system]
+            requires = ["setuptools>=69"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "{dist}"
+            version = "1.2.3"
+
+            [project.entry-points.convkit]
+            {module} = "{module}"
+
+            [tool.setuptools]
+            packages = ["{module}"]
+        ''')
+        )
+        sources.append(str(src))
+    site = root / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            *sources,
+        ],
+        check=True,
+    )
+    return site
+
+
+def run_python(code: str, site: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CONVKIT_")}
+    if site is not None:
+        environ["PYTHONPATH"] = str(site)
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=environ
+    )
+
+
+def test_import_convkit_imports_no_backend_library() -> None:
+    result = run_python("""
+        import sys, numpy as np, convkit as ck
+        ck.list_backends()                      # listing checks availability lazily
+        ck.conv(np.ones((1, 1, 5)), np.ones((1, 1, 2)))   # the numpy backend
+        print(sorted(m for m in ("torch", "scipy", "jax") if m in sys.modules))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_broken_plugins_are_reported_and_isolated(plugin_site: Path) -> None:
+    result = run_python(
+        """
+        import warnings
+        import numpy as np
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import convkit as ck
+            names = [b.name for b in ck.list_backends()]
+        from convkit import plugins
+        for f in sorted(plugins.failures(), key=lambda f: f.plugin):
+            print("FAIL", f.plugin, f.distribution, "|", f.error)
+        print("NAMES", names)
+        print("WARNINGS", len([w for w in caught if issubclass(w.category, ck.PluginWarning)]))
+        y = ck.conv(np.ones((1, 1, 4)), np.ones((1, 1, 2)), backend="good")
+        print("GOOD", y.tolist())
+    """,
+        plugin_site,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "FAIL ck_bad_signature ck-bad-signature | PluginValidationError" in out
+    assert (
+        "FAIL ck_broken_import ck-broken-import | RuntimeError: this plugin is broken on purpose"
+        in out
+    )
+    assert (
+        "FAIL ck_duplicate ck-duplicate | ValueError: backend 'numpy' is already registered by plugin 'numpy'"
+        in out
+    )
+    assert (
+        "FAIL ck_misspelled ck-misspelled | PluginValidationError: unknown hook 'convkit_add_backend'"
+        in out
+    )
+    assert "FAIL ck_raises ck-raises | ValueError: failed after adding one backend" in out
+    names = eval(out.split("NAMES ")[1].splitlines()[0])
+    assert sorted(names) == ["good", "numpy", "scipy", "torch"]  # no 'half' left behind
+    assert "WARNINGS 5" in out
+    assert "GOOD [[[2.0, 2.0, 2.0]]]" in out
+
+
+def test_cli_lists_plugins_and_failures(plugin_site: Path) -> None:
+    result = run_python(
+        "import sys; from convkit.cli import main; sys.exit(main(['backends']))", plugin_site
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    good = next(line for line in lines if line.startswith("good "))
+    assert good.split()[:4] == ["good", "yes", "ck-good", "1.2.3"]
+    assert (
+        "plugin 'ck_broken_import' (distribution ck-broken-import) failed to load: RuntimeError"
+        in result.stdout
+    )
+    assert 'Error loading convkit plugin "ck_broken_import"' in result.stderr  # the warning
+
+
+def test_autoload_switch_loads_only_the_builtins(plugin_site: Path) -> None:
+    result = run_python(
+        "import convkit as ck; from convkit import plugins;"
+        "print(sorted(b.name for b in ck.list_backends()), plugins.failures())",
+        plugin_site,
+        CONVKIT_DISABLE_PLUGIN_AUTOLOAD="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['numpy', 'scipy', 'torch'] []"
+
+
+def test_builtins_register_through_entry_points() -> None:
+    info = {b.name: b for b in ck.list_backends()}
+    for name in ("numpy", "scipy", "torch"):
+        assert info[name].plugin == name
+        assert info[name].distribution == "convkit"
+        assert info[name].version == ck.__version__
+
+
+def test_registry_refuses_what_is_not_a_backend() -> None:
+    from convkit.plugins import BackendRegistry
+
+    registry = BackendRegistry()
+    with pytest.raises(TypeError, match=r"expects a convkit\.Backend instance"):
+        registry.add(object())  # type: ignore[arg-type]
+
+    class Bad(ck.Backend):
+        name = "Bad Name"
+
+    with pytest.raises(ValueError, match="backend name 'Bad Name' is invalid"):
+        registry.add(Bad())
