@@ -7,6 +7,7 @@ temporary directory, and exercised in fresh interpreters that see that directory
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -36,6 +37,19 @@ def convkit_add_backends(registry):
     registry.add(Good())
 """,
     ),
+    # declares narrow capabilities: the core must refuse what it cannot do
+    "ck-limited": ("ck_limited", BACKEND.format(cls="Limited", name="limited") + '''
+from convkit import Capabilities
+
+Limited.capabilities = Capabilities(
+    dtypes=("float32", "float64"), max_ndim=2, groups=False, dilation=False,
+    padding_modes=("zeros", "circular"), options=(),
+)
+
+@convkit.hookimpl
+def convkit_add_backends(registry):
+    registry.add(Limited())
+'''),
     # fails to import
     "ck-broken-import": (
         "ck_broken_import",
@@ -192,7 +206,7 @@ def test_broken_plugins_are_reported_and_isolated(plugin_site: Path) -> None:
     )
     assert "FAIL ck_raises ck-raises | ValueError: failed after adding one backend" in out
     names = eval(out.split("NAMES ")[1].splitlines()[0])
-    assert sorted(names) == ["good", "numpy", "scipy", "torch"]  # no 'half' left behind
+    assert sorted(names) == ["good", "limited", "numpy", "scipy", "torch"]  # no 'half' left
     assert "WARNINGS 5" in out
     assert "GOOD [[[2.0, 2.0, 2.0]]]" in out
 
@@ -243,3 +257,72 @@ def test_registry_refuses_what_is_not_a_backend() -> None:
 
     with pytest.raises(ValueError, match="backend name 'Bad Name' is invalid"):
         registry.add(Bad())
+
+
+def test_core_refuses_what_a_backend_does_not_declare(plugin_site: Path) -> None:
+    result = run_python(
+        """
+        import numpy as np, convkit as ck
+        x, w = np.ones((1, 2, 6, 6)), np.ones((2, 2, 3, 3))
+        calls = {
+            "complex": lambda: ck.conv(x.astype(complex), w, backend="limited"),
+            "3d": lambda: ck.conv(np.ones((1, 2, 4, 4, 4)), np.ones((2, 2, 2, 2, 2)), backend="limited"),
+            "groups": lambda: ck.conv(x, w[:, :1], groups=2, backend="limited"),
+            "dilation": lambda: ck.conv(x, w, dilation=2, backend="limited"),
+            "mode": lambda: ck.conv(x, w, padding=1, padding_mode="reflect", backend="limited"),
+            "option": lambda: ck.conv(x, w, backend="limited:cpu"),
+        }
+        for name, call in calls.items():
+            try:
+                call()
+                print(name, "ran")
+            except (TypeError, ValueError) as exc:
+                print(name, type(exc).__name__, exc)
+        print("ok", ck.conv(x, w, padding=1, padding_mode="circular", backend="limited").shape)
+        """,
+        plugin_site,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "complex TypeError backend 'limited' does not support dtype complex128; it supports float32, float64" in out
+    assert "3d ValueError backend 'limited' supports 1-2 spatial dimensions; this call has 3" in out
+    assert "groups ValueError backend 'limited' does not support groups > 1" in out
+    assert "dilation ValueError backend 'limited' does not support dilation > 1" in out
+    assert "mode ValueError backend 'limited' does not support padding_mode='reflect'; it supports zeros, circular" in out
+    assert "option ValueError backend 'limited' does not take option(s) device" in out
+    assert "ok (1, 2, 6, 6)" in out
+
+
+def test_conformance_suite_skips_undeclared_cases_with_the_reason(
+    plugin_site: Path, tmp_path: Path
+) -> None:
+    """A third-party backend runs convkit.testing's suite on itself: what its
+    capabilities exclude is skipped with that reason, everything else passes."""
+    (tmp_path / "test_limited.py").write_text(
+        textwrap.dedent(
+            """
+            import pytest
+            from convkit.testing.conformance import BackendConformance
+
+            class TestLimited(BackendConformance):
+                @pytest.fixture
+                def backend(self):
+                    return "limited"
+            """
+        )
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CONVKIT_")}
+    environ["PYTHONPATH"] = str(plugin_site)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "test_limited.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=environ,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not re.search(r"\d+ failed", result.stdout)
+    assert "backend 'limited' declares 1-2 spatial dims" in result.stdout
+    assert "backend 'limited' declares no complex128 support" in result.stdout
+    assert "backend 'limited' declares no padding_mode='reflect'" in result.stdout
+    assert re.search(r"\d+ passed, \d+ skipped", result.stdout)

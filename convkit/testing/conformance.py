@@ -25,7 +25,7 @@ import pytest
 import convkit as ck
 from convkit import plugins
 from convkit.backend import Backend
-from convkit.padding import PADDING_MODES
+from convkit.padding import PADDING_MODES, canonical_padding_mode
 from convkit.selection import parse_backend
 from convkit.testing import assert_close, reference_conv
 
@@ -91,7 +91,7 @@ def _require(backend: Backend, ndim: int = 1, dtype: str = "float64", kwargs: An
     dil = kwargs.get("dilation", 1)
     if (dil > 1 if isinstance(dil, int) else max(dil) > 1) and not caps.dilation:
         pytest.skip(f"backend {backend.name!r} declares no dilation support")
-    mode = kwargs.get("padding_mode", "zeros")
+    mode = canonical_padding_mode(kwargs.get("padding_mode", "zeros"))
     if mode not in caps.padding_modes:
         pytest.skip(f"backend {backend.name!r} declares no padding_mode={mode!r}")
 
@@ -142,7 +142,7 @@ class BackendConformance:
 
     @pytest.mark.parametrize("alias", ["constant", "edge", "nearest", "wrap", "mirror"])
     def test_padding_mode_aliases(self, backend: str, alias: str) -> None:
-        _require(_backend(backend))
+        _require(_backend(backend), kwargs={"padding_mode": alias})
         x, w, b = _arrays(Case("alias", (1, 2, 6), (2, 2, 3)), "float64")
         y = ck.conv(x, w, b, padding=2, padding_mode=alias, backend=backend)
         assert_close(y, reference_conv(x, w, b, padding=2, padding_mode=alias))

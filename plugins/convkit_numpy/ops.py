@@ -54,9 +54,14 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     wm = weight.reshape(g, og, cg * taps)
     out = np.empty(spec.output_shape, dtype=x.dtype)
 
-    for n0, n1, o0, o1 in _chunks(spec, x.itemsize):
+    chunks = _chunks(spec, x.itemsize)
+    rest = math.prod(out_size[1:])
+    largest = max(((n1 - n0) * (o1 - o0) for n0, n1, o0, o1 in chunks), default=0)
+    buffer = np.empty(spec.in_channels * taps * largest * rest, dtype=x.dtype)
+    for n0, n1, o0, o1 in chunks:
         nb, block = n1 - n0, (o1 - o0, *out_size[1:])
-        cols = np.empty((g, cg, *kernel, nb, *block), dtype=x.dtype)
+        cols = buffer[: spec.in_channels * taps * nb * math.prod(block)]
+        cols = cols.reshape(g, cg, *kernel, nb, *block)
         for tap in itertools.product(*(range(k) for k in kernel)):
             src: list[slice] = [slice(n0, n1), slice(None)]
             for i, (a, st, dl) in enumerate(zip(tap, spec.stride, spec.dilation, strict=True)):
