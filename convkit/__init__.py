@@ -7,7 +7,17 @@
 (1, 1, 2, 2)
 """
 
-from convkit.api import BackendUnavailableError, conv, get_backend, list_backends
+from convkit.api import (
+    BackendUnavailableError,
+    MethodChoice,
+    choose_conv_method,
+    choose_method,
+    conv,
+    convolve,
+    correlate,
+    get_backend,
+    list_backends,
+)
 from convkit.backend import Backend, BackendInfo, Capabilities
 from convkit.hookspecs import hookimpl
 from convkit.padding import PADDING_MODES
@@ -25,10 +35,15 @@ __all__ = [
     "Capabilities",
     "ConfigError",
     "ConvSpec",
+    "MethodChoice",
     "PluginWarning",
     "Selection",
     "__version__",
+    "choose_conv_method",
+    "choose_method",
     "conv",
+    "convolve",
+    "correlate",
     "get_backend",
     "hookimpl",
     "list_backends",

@@ -9,15 +9,20 @@ dtype, and the result goes back to the caller's array type and device.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from convkit import plugins, selection
+from convkit import plugins, selection, xpsignal
 from convkit.backend import COMPLEX_DTYPES, FLOAT_DTYPES, Backend, BackendInfo
+from convkit.signalspec import METHODS, SignalSpec
 from convkit.spec import ConvSpec
+
+INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 
 class BackendUnavailableError(RuntimeError):
@@ -58,6 +63,7 @@ def conv(
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
     padding_mode: str = "zeros",
+    method: str = "auto",
     backend: str | None = None,
 ) -> Any:
     """The convolutional layer's operation (a cross-correlation) over any number of
@@ -73,8 +79,11 @@ def conv(
     ``(low, high)`` pair per dimension, ``"valid"`` or ``"same"`` (output size
     ``ceil(S / stride)``, odd extra padding on the high side). ``padding_mode`` is one of
     ``zeros``, ``reflect``, ``symmetric``, ``replicate``, ``circular`` (see
-    :mod:`convkit.padding`). The result has the dtype ``result_type(x, weight)`` and
-    comes back in the type (and on the device) of ``x``.
+    :mod:`convkit.padding`). ``method`` is ``"direct"``, ``"fft"`` (transform input and
+    weights, sum the channels per frequency, invert; fast for large kernels) or
+    ``"auto"``, which picks the cheaper by the backend's cost model
+    (:func:`choose_conv_method` shows the estimates). The result has the dtype
+    ``result_type(x, weight)`` and comes back in the type (and on the device) of ``x``.
 
     >>> import numpy as np, convkit as ck
     >>> x = np.arange(5.0).reshape(1, 5)          # unbatched: 1 channel, 5 samples
@@ -114,6 +123,7 @@ def conv(
 
     target = _backend(host, sel, x_owner)
     _check_capabilities(target, sel, spec, dtype)
+    spec = dataclasses.replace(spec, method=_conv_method(target, spec, method).method)
 
     xb = _to_backend(target, x_owner, x, dtype, sel.options)
     wb = _to_backend(target, w_owner, weight, dtype, sel.options)
@@ -134,6 +144,250 @@ def conv(
     if x_owner is target:
         return x_owner.restore(y, like=x)
     return x_owner.restore(target.to_numpy(y), like=x)
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodChoice:
+    """The method ``auto`` picks for a call, with the estimates behind it.
+
+    ``costs`` maps each method to its estimated seconds on ``backend`` (``inf`` where
+    the method is ruled out); ``reason`` says why the choice was made.
+    """
+
+    method: str
+    backend: str
+    costs: dict[str, float]
+    reason: str
+
+
+def choose_conv_method(
+    x: Any,
+    weight: Any,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | str | Sequence[int] | Sequence[Sequence[int]] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    backend: str | None = None,
+) -> MethodChoice:
+    """What ``conv(..., method="auto")`` would pick for these arguments, and why.
+
+    >>> import numpy as np, convkit as ck
+    >>> ck.choose_conv_method(np.ones((1, 1, 512, 512)), np.ones((1, 1, 31, 31))).method
+    'fft'
+    >>> ck.choose_conv_method(np.ones((8, 64, 56, 56)), np.ones((64, 64, 3, 3))).method
+    'direct'
+    """
+    host = plugins.host()
+    sel = selection.resolve(backend)
+    x, weight = _as_array(x), _as_array(weight)
+    spec = ConvSpec.build(
+        tuple(x.shape),
+        tuple(weight.shape),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+    )
+    target = _backend(host, sel, _owner(host, x, "x"))
+    return _conv_method(target, spec, "auto")
+
+
+def _conv_method(target: Backend, spec: ConvSpec, method: str) -> MethodChoice:
+    if method not in METHODS:
+        raise ValueError(
+            f"method={method!r} is not a method; expected one of "
+            f"{', '.join(repr(m) for m in METHODS)}"
+        )
+    costs = {
+        "direct": target.capabilities.costs.conv_direct(spec),
+        "fft": target.capabilities.costs.conv_fft(spec),
+    }
+    if method != "auto":
+        return MethodChoice(method, target.name, costs, "requested")
+    best = min(costs, key=costs.__getitem__)
+    return MethodChoice(best, target.name, costs, "lowest estimated cost")
+
+
+def convolve(
+    in1: Any,
+    in2: Any,
+    mode: str = "full",
+    *,
+    axes: int | Sequence[int] | None = None,
+    method: str = "auto",
+    backend: str | None = None,
+) -> Any:
+    """N-dimensional convolution, ``(f * g)[i] = sum_a f[a] g[i - a]``, as SciPy defines it.
+
+    Follows ``scipy.signal.convolve`` (and ``fftconvolve`` when ``axes`` is given):
+    ``mode`` is ``"full"``, ``"same"`` (centred, the size of ``in1``) or ``"valid"``
+    (where one input covers the other; the inputs are swapped if ``in2`` is the larger).
+    With ``axes``, only those axes are convolved and the others broadcast. ``method``
+    is ``"direct"``, ``"fft"`` (overlap-add when one input is much longer) or ``"auto"``
+    (the lower estimated cost on this backend; never an FFT that could lose integer
+    exactness; see :func:`choose_method`). Integers stay exact on the direct method.
+    The result has ``result_type(in1, in2)`` and the array type of ``in1``.
+
+    >>> import numpy as np, convkit as ck
+    >>> ck.convolve(np.array([1, 2, 3]), np.array([0, 1, 0.5]))
+    array([0. , 1. , 2.5, 4. , 1.5])
+    >>> ck.convolve(np.ones((2, 5)), np.ones((1, 3)), "valid", axes=1)
+    array([[3., 3., 3.],
+           [3., 3., 3.]])
+    """
+    return _signal(in1, in2, mode, axes, method, backend, correlate=False)
+
+
+def correlate(
+    in1: Any,
+    in2: Any,
+    mode: str = "full",
+    *,
+    axes: int | Sequence[int] | None = None,
+    method: str = "auto",
+    backend: str | None = None,
+) -> Any:
+    """N-dimensional cross-correlation, as ``scipy.signal.correlate``: the convolution of
+    ``in1`` with ``in2`` reversed (along ``axes``) and conjugated. Not commutative:
+    ``correlate(g, f)`` is ``correlate(f, g)`` reversed and conjugated. Arguments as
+    :func:`convolve`.
+
+    >>> import numpy as np, convkit as ck
+    >>> ck.correlate(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.5]))
+    array([0.5, 2. , 3.5, 3. , 0. ])
+    """
+    return _signal(in1, in2, mode, axes, method, backend, correlate=True)
+
+
+def choose_method(
+    in1: Any,
+    in2: Any,
+    mode: str = "full",
+    *,
+    axes: int | Sequence[int] | None = None,
+    backend: str | None = None,
+) -> MethodChoice:
+    """What ``convolve``/``correlate`` with ``method="auto"`` would pick, and why.
+
+    >>> import numpy as np, convkit as ck
+    >>> choice = ck.choose_method(np.ones(2**16), np.ones(1025))
+    >>> choice.method, choice.costs["direct"] > choice.costs["fft"]
+    ('fft', True)
+    """
+    host = plugins.host()
+    sel = selection.resolve(backend)
+    a, b = _as_array(in1), _as_array(in2)
+    a_owner, b_owner = _owner(host, a, "in1"), _owner(host, b, "in2")
+    spec = SignalSpec.build(tuple(a.shape), tuple(b.shape), mode, axes)
+    dtype = _signal_dtype(a_owner.dtype_name(a), b_owner.dtype_name(b))
+    target = _backend(host, sel, a_owner)
+    exact = _fft_exact(a_owner, a, b_owner, b, spec, dtype)
+    return _signal_method(target, spec, "auto", dtype, exact)
+
+
+def _signal_dtype(d1: str, d2: str) -> str:
+    for argument, name in (("in1", d1), ("in2", d2)):
+        if name not in FLOAT_DTYPES + COMPLEX_DTYPES + INTEGER_DTYPES:
+            raise TypeError(
+                f"{argument} has dtype {name}; convolve takes integer, floating and complex arrays"
+            )
+    return str(np.result_type(np.dtype(d1), np.dtype(d2)))
+
+
+def _max_abs(owner: Backend, a: Any) -> float:
+    xp = owner.namespace()
+    return float(xp.max(xp.abs(a)))
+
+
+def _fft_exact(
+    a_owner: Backend, a: Any, b_owner: Backend, b: Any, spec: SignalSpec, dtype: str
+) -> bool:
+    """Whether an FFT keeps integer results exact (SciPy's test: below 2**52)."""
+    if dtype not in INTEGER_DTYPES:
+        return True
+    taps = min(math.prod(spec.shape1), math.prod(spec.shape2))
+    return xpsignal.integer_exact(_max_abs(a_owner, a), _max_abs(b_owner, b), taps, 2**52)
+
+
+def _signal_method(
+    target: Backend, spec: SignalSpec, method: str, dtype: str, fft_exact: bool
+) -> MethodChoice:
+    if method not in METHODS:
+        raise ValueError(
+            f"method={method!r} is not a method; expected one of "
+            f"{', '.join(repr(m) for m in METHODS)}"
+        )
+    model = target.capabilities.costs
+    costs = {
+        "direct": model.convolve_direct(spec),
+        "fft": model.convolve_fft(spec, xpsignal.oa_blocks(spec)),
+    }
+    if method != "auto":
+        return MethodChoice(method, target.name, costs, "requested")
+    if not fft_exact:
+        costs["fft"] = math.inf
+        return MethodChoice(
+            "direct", target.name, costs, "integer inputs too large for an exact FFT"
+        )
+    best = min(costs, key=costs.__getitem__)
+    return MethodChoice(best, target.name, costs, "lowest estimated cost")
+
+
+def _signal(
+    in1: Any,
+    in2: Any,
+    mode: str,
+    axes: int | Sequence[int] | None,
+    method: str,
+    backend: str | None,
+    *,
+    correlate: bool,
+) -> Any:
+    host = plugins.host()
+    sel = selection.resolve(backend)
+    a, b = _as_array(in1), _as_array(in2)
+    a_owner, b_owner = _owner(host, a, "in1"), _owner(host, b, "in2")
+    spec = SignalSpec.build(tuple(a.shape), tuple(b.shape), mode, axes, correlate=correlate)
+    dtype = _signal_dtype(a_owner.dtype_name(a), b_owner.dtype_name(b))
+    target = _backend(host, sel, a_owner)
+    caps = target.capabilities
+    if dtype not in caps.dtypes and dtype not in INTEGER_DTYPES:
+        raise TypeError(
+            f"backend {target.name!r} does not support dtype {dtype}; it supports "
+            f"{', '.join(caps.dtypes)}"
+        )
+    _check_options(target, sel)
+    fft_exact = _fft_exact(a_owner, a, b_owner, b, spec, dtype)
+    choice = _signal_method(target, spec, method, dtype, fft_exact)
+    compute = dtype
+    if dtype in INTEGER_DTYPES and choice.method == "direct":
+        taps = math.prod(min(spec.shape1[i], spec.shape2[i]) for i in spec.conv_axes)
+        if xpsignal.integer_exact(_max_abs(a_owner, a), _max_abs(b_owner, b), taps):
+            compute = "float64"  # exact, and BLAS-fast
+        elif not caps.integer_conv:
+            raise ValueError(
+                f"backend {target.name!r} cannot convolve these integers exactly: their "
+                f"partial sums may exceed 2**53; use backend='numpy' (exact integer "
+                f"arithmetic) or cast to float"
+            )
+    an = _to_backend(target, a_owner, a, compute, sel.options)
+    bn = _to_backend(target, b_owner, b, compute, sel.options)
+    y = target.convolve(an, bn, spec, choice.method, sel.options)
+    if compute != dtype:
+        xp = target.namespace()
+        y = xp.astype(xp.round(y), getattr(xp, dtype))
+    if tuple(y.shape) != spec.output_shape or target.dtype_name(y) != dtype:
+        raise RuntimeError(
+            f"backend {target.name!r} returned shape {tuple(y.shape)} and dtype "
+            f"{target.dtype_name(y)}; expected {spec.output_shape} and {dtype}. This is "
+            f"a bug in the backend."
+        )
+    if a_owner is target:
+        return a_owner.restore(y, like=a)
+    return a_owner.restore(target.to_numpy(y), like=a)
 
 
 # -- helpers shared by the operations ------------------------------------------------
@@ -204,11 +458,7 @@ def check_selection(sel: selection.Selection) -> None:
     backend, unusable options), or return ``None``."""
     if sel.name == selection.AUTO:
         return
-    backend = _check_available(_registered(plugins.host(), sel), sel.source)
-    unknown = sorted(set(sel.options) - set(backend.capabilities.options))
-    if unknown:
-        raise ValueError(f"backend {backend.name!r} does not take option(s) {', '.join(unknown)}")
-    backend.check_options(sel.options)
+    _check_options(_check_available(_registered(plugins.host(), sel), sel.source), sel)
 
 
 def _check_available(backend: Backend, source: str | None = None) -> Backend:
@@ -244,10 +494,15 @@ def _check_capabilities(
             f"backend {name!r} does not support padding_mode={spec.padding_mode!r}; it "
             f"supports {', '.join(caps.padding_modes)}"
         )
+    _check_options(backend, sel)
+
+
+def _check_options(backend: Backend, sel: selection.Selection) -> None:
+    caps = backend.capabilities
     unknown = sorted(set(sel.options) - set(caps.options))
     if unknown:
         raise ValueError(
-            f"backend {name!r} does not take option(s) {', '.join(unknown)} (from "
+            f"backend {backend.name!r} does not take option(s) {', '.join(unknown)} (from "
             f"{sel.source}); it takes {', '.join(caps.options) or 'no options'}"
         )
     backend.check_options(sel.options)

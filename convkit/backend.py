@@ -16,7 +16,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from convkit import xpsignal
+from convkit.costs import CostModel
 from convkit.padding import PADDING_MODES
+from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -42,6 +45,10 @@ class Capabilities:
     dilation: bool = True
     options: tuple[str, ...] = ("device",)
     array_types: tuple[str, ...] = ("numpy.ndarray",)
+    integer_conv: bool = False
+    """Whether ``conv`` computes integer dtypes exactly (used by ``convolve``'s direct
+    method when float64 would not be exact)."""
+    costs: CostModel = field(default_factory=CostModel)
 
     def supports_ndim(self, d: int) -> bool:
         """Whether ``d`` spatial dimensions are supported."""
@@ -107,6 +114,10 @@ class Backend:
         caller's input, so results come back the way they went in."""
         raise NotImplementedError
 
+    def devices_here(self) -> tuple[str, ...]:
+        """The declared devices that exist on this machine (default: all declared)."""
+        return self.capabilities.devices
+
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Raise ``ValueError`` if ``options`` (such as ``device``) cannot be honoured."""
         device = options.get("device")
@@ -115,6 +126,35 @@ class Backend:
                 f"backend {self.name!r} cannot run on device={device!r}; it supports "
                 f"{', '.join(self.capabilities.devices)}"
             )
+
+    def namespace(self) -> Any:
+        """The array-API namespace of this backend's arrays (default: NumPy's)."""
+        return np
+
+    def fft_module(self) -> Any:
+        """The FFT functions to use, with NumPy's signatures (default: the namespace's)."""
+        return self.namespace().fft
+
+    def pad(self, x: Any, padding: tuple[tuple[int, int], ...], mode: str) -> Any:
+        """Pad the trailing spatial axes; the default works for any array-API library."""
+        return xpsignal.pad(self.namespace(), x, padding, mode)
+
+    def convolve(
+        self, in1: Any, in2: Any, spec: SignalSpec, method: str, options: Mapping[str, Any]
+    ) -> Any:
+        """``convolve`` (or ``correlate``, when ``spec.correlate``) of two arrays of this
+        backend's type and one dtype, with ``method`` ``"direct"`` or ``"fft"``; returns
+        ``spec.output_shape``.
+
+        The default computes the direct method as one grouped :meth:`conv` and the FFT
+        method with :mod:`convkit.xpsignal` on :meth:`namespace`.
+        """
+        xp = self.namespace()
+        if method == "fft":
+            return xpsignal.fft_convolve(xp, in1, in2, spec, self.fft_module())
+        return xpsignal.direct_convolve(
+            xp, lambda x, w, s: self.conv(x, w, None, s, options), in1, in2, spec
+        )
 
     def conv(
         self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
@@ -128,8 +168,17 @@ class Backend:
             y[n, o, i] = bias[o] + sum_{c, a} weight[o, c, a] * xpad[n, g*Cg + c, i*stride + a*dilation]
 
         where ``g`` is the group of output channel ``o`` and ``Cg = C_in // groups``.
+        ``spec.method`` is ``"direct"`` or ``"fft"``; :meth:`conv_fft` implements the
+        latter for any backend.
         """
         raise NotImplementedError
+
+    def conv_fft(
+        self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
+    ) -> Any:
+        """The FFT method of :meth:`conv`: pad, then :func:`convkit.xpsignal.fft_conv`."""
+        xpad = self.pad(x, spec.padding, spec.padding_mode)
+        return xpsignal.fft_conv(self.namespace(), xpad, weight, bias, spec, self.fft_module())
 
 
 @dataclass(frozen=True)

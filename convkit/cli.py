@@ -7,10 +7,12 @@ import sys
 from collections.abc import Sequence
 
 from convkit import api, plugins
+from convkit.backend import Backend, BackendInfo
 
 
 def _backends(args: argparse.Namespace) -> int:
     infos = api.list_backends()
+    registry = plugins.host().registry
     rows = [("backend", "available", "from", "dims", "dtypes", "devices")]
     for info in infos:
         caps = info.capabilities
@@ -24,7 +26,7 @@ def _backends(args: argparse.Namespace) -> int:
                 origin,
                 caps.describe_ndim(),
                 ",".join(caps.dtypes),
-                ",".join(caps.devices),
+                _devices(registry.get(info.name), info),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -50,6 +52,18 @@ def _backends(args: argparse.Namespace) -> int:
         print(f"  but it cannot be used: {exc}")
         return 1
     return 0
+
+
+def _devices(backend: Backend | None, info: BackendInfo) -> str:
+    """Declared devices, those absent from this machine marked ``(absent)``."""
+    declared = info.capabilities.devices
+    here = declared
+    if backend is not None and info.available:
+        try:
+            here = backend.devices_here()
+        except Exception:  # a broken probe must not break the listing
+            here = ()
+    return ",".join(d if d in here else f"{d}(absent)" for d in declared)
 
 
 def build_parser() -> argparse.ArgumentParser:

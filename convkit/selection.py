@@ -188,15 +188,33 @@ def find_config_file(start: Path | None = None) -> tuple[Path, bool] | None:
         if not path.is_file():
             raise ConfigError(f"env var CONVKIT_CONFIG names {named!r}, which is not a file")
         return path, path.name == "pyproject.toml"
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        candidate = directory / "convkit.toml"
-        if candidate.is_file():
-            return candidate, False
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file() and "convkit" in _read_toml(candidate).get("tool", {}):
-            return candidate, True
-    return None
+    # os.path rather than pathlib: this runs on every call that reaches level 5
+    directory = os.path.abspath(start) if start is not None else os.getcwd()
+    while True:
+        candidate = os.path.join(directory, "convkit.toml")
+        if os.path.isfile(candidate):
+            return Path(candidate), False
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate) and "convkit" in _read_toml_cached(Path(candidate)).get(
+            "tool", {}
+        ):
+            return Path(candidate), True
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+_toml_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def _read_toml_cached(path: Path) -> dict[str, Any]:
+    """:func:`_read_toml`, re-read only when the file's mtime or size changes."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _toml_cache:
+        _toml_cache[key] = _read_toml(path)
+    return _toml_cache[key]
 
 
 def load_config(start: Path | None = None) -> Config | None:

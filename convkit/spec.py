@@ -17,6 +17,7 @@ from typing import Final
 from convkit.padding import canonical_padding_mode
 
 PADDING_STRINGS: Final = ("valid", "same")
+CONV_METHODS: Final = ("direct", "fft")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ConvSpec:
     padding: tuple[tuple[int, int], ...]
     padding_mode: str
     groups: int
+    method: str = "direct"
 
     @property
     def ndim(self) -> int:
@@ -91,6 +93,7 @@ class ConvSpec:
         dilation: int | Sequence[int] = 1,
         groups: int = 1,
         padding_mode: str = "zeros",
+        method: str = "direct",
     ) -> ConvSpec:
         """Check the arguments of a ``conv`` call and normalise them.
 
@@ -144,6 +147,11 @@ class ConvSpec:
         stride_t = _per_dim("stride", stride, d)
         dilation_t = _per_dim("dilation", dilation, d)
         mode = canonical_padding_mode(padding_mode)
+        if method not in CONV_METHODS:
+            raise ValueError(
+                f"method={method!r} is not a method; expected one of 'auto', "
+                f"{', '.join(repr(m) for m in CONV_METHODS)}"
+            )
         pads = _padding(padding, tuple(size), tuple(kernel), stride_t, dilation_t)
         spec = cls(
             batch=n,
@@ -156,6 +164,7 @@ class ConvSpec:
             padding=pads,
             padding_mode=mode,
             groups=groups,
+            method=method,
         )
         for i, (p, e) in enumerate(zip(spec.padded_size, spec.kernel_extent, strict=True)):
             if e > p:

@@ -33,6 +33,12 @@ def test_backends_table_and_active_choice(tmp_path: Path) -> None:
     numpy_row = next(line for line in lines if line.startswith("numpy "))
     assert numpy_row.split()[:4] == ["numpy", "yes", "convkit", "0.1.0"]
     assert "active: auto (from default)" in result.stdout
+    torch_row = next((line for line in lines if line.startswith("torch ")), None)
+    if torch_row is not None and " yes " in torch_row:
+        import torch
+
+        expected = "cpu,cuda" if torch.cuda.is_available() else "cpu,cuda(absent)"
+        assert torch_row.split()[-1] == expected
 
 
 def test_backends_shows_where_the_choice_came_from(tmp_path: Path) -> None:

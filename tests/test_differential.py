@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import convkit as ck
@@ -83,22 +83,36 @@ PROPERTY = settings(
 
 
 @PROPERTY
-@given(call=conv_calls(ndims=(1, 2, 3)), dtype=st.sampled_from(["float32", "float64"]))
-def test_random_calls_match_torch(backend: str, call: tuple, dtype: str) -> None:
+@example(  # every output sample reads padding: exact zeros, held to rounding noise
+    call=(
+        (1, 1, 1, 1),
+        (1, 1, 1, 1),
+        False,
+        dict(stride=(1, 2), dilation=(1, 1), padding=1, padding_mode="zeros", groups=1),
+    ),
+    dtype="float32",
+    method="fft",
+)
+@given(
+    call=conv_calls(ndims=(1, 2, 3)),
+    dtype=st.sampled_from(["float32", "float64"]),
+    method=st.sampled_from(["direct", "fft"]),
+)
+def test_random_calls_match_torch(backend: str, call: tuple, dtype: str, method: str) -> None:
     x, w, b, kwargs = _draw_arrays(call, dtype)
-    y = ck.conv(x, w, b, backend=backend, **kwargs)
+    y = ck.conv(x, w, b, method=method, backend=backend, **kwargs)
     assert y.dtype == np.dtype(dtype)
-    assert_close(y, torch_reference(x, w, b, **kwargs), dtype)
+    assert_close(y, torch_reference(x, w, b, **kwargs), dtype, method=method)
 
 
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(call=conv_calls(ndims=(4,)))
-def test_random_4d_calls_match_the_formula(backend: str, call: tuple) -> None:
+@given(call=conv_calls(ndims=(4,)), method=st.sampled_from(["direct", "fft"]))
+def test_random_4d_calls_match_the_formula(backend: str, call: tuple, method: str) -> None:
     x, w, b, kwargs = _draw_arrays(call, "float64")
-    y = ck.conv(x, w, b, backend=backend, **kwargs)
-    assert_close(y, reference_conv(x, w, b, **kwargs))
+    y = ck.conv(x, w, b, method=method, backend=backend, **kwargs)
+    assert_close(y, reference_conv(x, w, b, **kwargs), method=method)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

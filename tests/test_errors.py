@@ -94,6 +94,13 @@ W = np.ones((6, 4, 3, 3))
             r"bias has dtype complex128.*float64",
         ),
         (np.ones((2, 4, 0, 8)), W, {}, ValueError, r"spatial sizes >= 1"),
+        (
+            X,
+            W,
+            dict(method="fast"),
+            ValueError,
+            r"method='fast' is not a method; expected one of 'auto', 'direct', 'fft'",
+        ),
     ],
 )
 def test_bad_arguments(x, w, kwargs, error, match) -> None:

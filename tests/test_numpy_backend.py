@@ -35,7 +35,9 @@ def test_workspace_stays_bounded_on_a_large_input() -> None:
     rest=st.integers(1, 50),
     channels=st.integers(1, 300),
 )
-def test_chunks_tile_the_output_once_within_the_bound(n: int, out0: int, rest: int, channels: int) -> None:
+def test_chunks_tile_the_output_once_within_the_bound(
+    n: int, out0: int, rest: int, channels: int
+) -> None:
     spec = ConvSpec.build((n, channels, out0 + 2, rest + 2), (1, channels, 3, 3))
     chunks = ops._chunks(spec, itemsize=8)
     covered = np.zeros((n, out0), dtype=int)

@@ -38,7 +38,10 @@ def convkit_add_backends(registry):
 """,
     ),
     # declares narrow capabilities: the core must refuse what it cannot do
-    "ck-limited": ("ck_limited", BACKEND.format(cls="Limited", name="limited") + '''
+    "ck-limited": (
+        "ck_limited",
+        BACKEND.format(cls="Limited", name="limited")
+        + """
 from convkit import Capabilities
 
 Limited.capabilities = Capabilities(
@@ -49,7 +52,8 @@ Limited.capabilities = Capabilities(
 @convkit.hookimpl
 def convkit_add_backends(registry):
     registry.add(Limited())
-'''),
+""",
+    ),
     # fails to import
     "ck-broken-import": (
         "ck_broken_import",
@@ -284,11 +288,17 @@ def test_core_refuses_what_a_backend_does_not_declare(plugin_site: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "complex TypeError backend 'limited' does not support dtype complex128; it supports float32, float64" in out
+    assert (
+        "complex TypeError backend 'limited' does not support dtype complex128; it supports float32, float64"
+        in out
+    )
     assert "3d ValueError backend 'limited' supports 1-2 spatial dimensions; this call has 3" in out
     assert "groups ValueError backend 'limited' does not support groups > 1" in out
     assert "dilation ValueError backend 'limited' does not support dilation > 1" in out
-    assert "mode ValueError backend 'limited' does not support padding_mode='reflect'; it supports zeros, circular" in out
+    assert (
+        "mode ValueError backend 'limited' does not support padding_mode='reflect'; it supports zeros, circular"
+        in out
+    )
     assert "option ValueError backend 'limited' does not take option(s) device" in out
     assert "ok (1, 2, 6, 6)" in out
 

@@ -116,15 +116,25 @@ def _arrays(
 class BackendConformance:
     """Conformance tests for one backend; a ``backend`` fixture (yours) names it."""
 
+    @pytest.mark.parametrize("method", ["direct", "fft"])
     @pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
     @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-    def test_matches_reference(self, backend: str, case: Case, dtype: str) -> None:
+    def test_matches_reference(self, backend: str, case: Case, dtype: str, method: str) -> None:
         _require(_backend(backend), len(case.x) - 2, dtype, case.kwargs)
         x, w, b = _arrays(case, dtype)
-        y = ck.conv(x, w, b, backend=backend, **case.kwargs)
+        y = ck.conv(x, w, b, method=method, backend=backend, **case.kwargs)
         assert isinstance(y, np.ndarray)
         assert y.dtype == np.dtype(dtype)
-        assert_close(y, reference_conv(x, w, b, **case.kwargs), dtype)
+        assert_close(y, reference_conv(x, w, b, **case.kwargs), dtype, method=method)
+
+    @pytest.mark.parametrize("method", ["direct", "fft"])
+    @pytest.mark.parametrize("mode", PADDING_MODES)
+    def test_every_method_pads_every_mode(self, backend: str, mode: str, method: str) -> None:
+        kwargs: dict[str, Any] = dict(padding=((4, 1), (0, 6)), padding_mode=mode, stride=(2, 1))
+        _require(_backend(backend), 2, "float64", kwargs)
+        x, w, b = _arrays(Case("m", (2, 2, 5, 4), (3, 2, 3, 2)), "float64")
+        y = ck.conv(x, w, b, method=method, backend=backend, **kwargs)
+        assert_close(y, reference_conv(x, w, b, **kwargs), method=method)
 
     @pytest.mark.parametrize("ndim", [1, 2, 3, 4])
     @pytest.mark.parametrize("mode", PADDING_MODES)

@@ -1,4 +1,5 @@
-"""The NumPy backend: any number of spatial dimensions, vectorised through BLAS."""
+"""The NumPy backend: any number of spatial dimensions, vectorised through BLAS; FFTs
+with ``numpy.fft``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import numpy as np
 
 import convkit
 from convkit.backend import Backend, Capabilities
+from convkit.costs import CostModel
+from convkit.padding import pad_numpy
 from convkit.plugins import BackendRegistry
 from convkit.spec import ConvSpec
 
@@ -18,7 +21,12 @@ class NumpyBackend(Backend):
     bounded column buffer, contracted with one matrix product per chunk and group."""
 
     name = "numpy"
-    capabilities = Capabilities(devices=("cpu",), array_types=("numpy.ndarray",))
+    capabilities = Capabilities(
+        devices=("cpu",),
+        array_types=("numpy.ndarray",),
+        integer_conv=True,
+        costs=CostModel(mac_rate=1.8e11, tap_rate=1.2e9, fft_rate=3.5e9),
+    )
 
     def owns(self, obj: object) -> bool:
         return isinstance(obj, np.ndarray | np.generic)
@@ -32,6 +40,9 @@ class NumpyBackend(Backend):
     def restore(self, obj: Any, like: Any) -> np.ndarray:
         return np.asarray(obj)
 
+    def pad(self, x: np.ndarray, padding: tuple[tuple[int, int], ...], mode: str) -> np.ndarray:
+        return pad_numpy(x, padding, mode)
+
     def conv(
         self,
         x: np.ndarray,
@@ -40,6 +51,8 @@ class NumpyBackend(Backend):
         spec: ConvSpec,
         options: Mapping[str, Any],
     ) -> np.ndarray:
+        if spec.method == "fft":
+            return self.conv_fft(x, weight, bias, spec, options)
         from convkit_numpy import ops
 
         return ops.conv(x, weight, bias, spec)

@@ -1,7 +1,9 @@
-"""The SciPy backend: convolution through ``scipy.fft``, channels contracted per frequency."""
+"""The SciPy backend: ``scipy.signal`` for convolution, ``scipy.fft`` for the FFT paths."""
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,18 +11,27 @@ import numpy as np
 
 import convkit
 from convkit.backend import Backend, Capabilities
+from convkit.costs import CostModel
+from convkit.padding import pad_numpy
 from convkit.plugins import BackendRegistry
+from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
 
 class ScipyBackend(Backend):
-    """NumPy arrays, computed with ``scipy.fft``: the input and the (dilated, flipped)
-    kernels are transformed over the spatial axes, the channel sum is a matrix product
-    at every frequency, and the inverse transform is cropped to the valid, strided
-    positions. Its cost hardly depends on the kernel size."""
+    """NumPy arrays, computed by SciPy. ``convolve``/``correlate`` call
+    ``scipy.signal``'s own functions (``convolve``, ``correlate``, ``fftconvolve``,
+    ``oaconvolve``); ``conv``'s direct method runs ``scipy.signal.correlate`` once per
+    sample and output channel, its FFT method transforms with ``scipy.fft`` on every
+    core."""
 
     name = "scipy"
-    capabilities = Capabilities(devices=("cpu",), array_types=("numpy.ndarray",))
+    capabilities = Capabilities(
+        devices=("cpu",),
+        array_types=("numpy.ndarray",),
+        integer_conv=True,
+        costs=CostModel(mac_rate=1.1e8, tap_rate=1e8, fft_rate=5e9),
+    )
     requires = ("scipy",)
     install_hint = "pip install scipy"
 
@@ -36,6 +47,17 @@ class ScipyBackend(Backend):
     def restore(self, obj: Any, like: Any) -> np.ndarray:
         return np.asarray(obj)
 
+    def fft_module(self) -> Any:
+        import scipy.fft
+
+        names = ("rfftn", "irfftn", "fftn", "ifftn")
+        return types.SimpleNamespace(
+            **{n: functools.partial(getattr(scipy.fft, n), workers=-1) for n in names}
+        )
+
+    def pad(self, x: np.ndarray, padding: tuple[tuple[int, int], ...], mode: str) -> np.ndarray:
+        return pad_numpy(x, padding, mode)
+
     def conv(
         self,
         x: np.ndarray,
@@ -44,9 +66,23 @@ class ScipyBackend(Backend):
         spec: ConvSpec,
         options: Mapping[str, Any],
     ) -> np.ndarray:
+        if spec.method == "fft":
+            return self.conv_fft(x, weight, bias, spec, options)
         from convkit_scipy import ops
 
-        return ops.conv(x, weight, bias, spec)
+        return ops.conv_direct(x, weight, bias, spec)
+
+    def convolve(
+        self,
+        in1: np.ndarray,
+        in2: np.ndarray,
+        spec: SignalSpec,
+        method: str,
+        options: Mapping[str, Any],
+    ) -> np.ndarray:
+        from convkit_scipy import ops
+
+        return ops.convolve(in1, in2, spec, method)
 
 
 @convkit.hookimpl

@@ -1,71 +1,92 @@
-"""``scipy.fft`` kernels of the ``scipy`` backend.
-
-Cross-correlation with a kernel is convolution with the flipped kernel. A circular
-convolution of length ``L >= P`` (the padded size) leaves the valid outputs, at
-positions ``E - 1 .. P - 1`` for a dilated kernel extent ``E``, untouched by wrap-around,
-so the transforms need no extra zero padding beyond ``P``.
-"""
+"""``scipy.signal`` kernels of the ``scipy`` backend."""
 
 from __future__ import annotations
 
-import math
+import itertools
 from typing import Any
 
 import numpy as np
-import scipy.fft
+import scipy.signal
 
+from convkit import xpsignal
 from convkit.padding import pad_numpy
+from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
-WORKSPACE_BYTES = 64 << 20
-"""Upper bound on the input spectrum of one batch chunk, in bytes."""
 
+def conv_direct(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec
+) -> np.ndarray:
+    """The layer operation by ``scipy.signal.correlate(method="direct")``.
 
-def dilate(weight: np.ndarray, dilation: tuple[int, ...]) -> np.ndarray:
-    """Insert ``dilation - 1`` zeros between kernel taps along each spatial axis."""
-    if all(dl == 1 for dl in dilation):
-        return weight
-    kernel = weight.shape[2:]
-    extent = tuple((k - 1) * dl + 1 for k, dl in zip(kernel, dilation, strict=True))
-    out = np.zeros((*weight.shape[:2], *extent), dtype=weight.dtype)
-    taps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, dl) for dl in dilation))
-    out[taps] = weight
+    Correlating a sample's ``(Cg, *P)`` group with one ``(Cg, *E)`` kernel in ``valid``
+    mode sums over the channels (the channel axis has equal sizes, so one position
+    remains); strides are taken from the stride-1 result, dilation by a kernel with
+    zeros between taps. SciPy conjugates its second argument, so complex kernels are
+    conjugated first to cancel it.
+    """
+    g = spec.groups
+    cg, og = spec.in_channels // g, spec.out_channels // g
+    xp = pad_numpy(x, spec.padding, spec.padding_mode)
+    kernel = xpsignal.dilate(np, weight, spec.dilation)
+    if np.iscomplexobj(kernel):
+        kernel = np.conj(kernel)
+    keep: tuple[Any, ...] = (0, *(slice(None, None, st) for st in spec.stride))
+    out = np.empty(spec.output_shape, dtype=x.dtype)
+    for n, o in itertools.product(range(spec.batch), range(spec.out_channels)):
+        group = o // og
+        y = scipy.signal.correlate(
+            xp[n, group * cg : (group + 1) * cg], kernel[o], mode="valid", method="direct"
+        )
+        out[n, o] = y[keep]
+    if bias is not None:
+        out += bias.reshape(-1, *(1,) * spec.ndim)
     return out
 
 
-def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
-    """Cross-correlation of a batched input; see :meth:`convkit.Backend.conv`."""
-    d, g = spec.ndim, spec.groups
-    cg, og = spec.in_channels // g, spec.out_channels // g
-    axes = tuple(range(2, 2 + d))
-    complex_input = np.iscomplexobj(x)
-    forward = scipy.fft.fftn if complex_input else scipy.fft.rfftn
-    inverse = scipy.fft.ifftn if complex_input else scipy.fft.irfftn
-    lengths = [scipy.fft.next_fast_len(p, real=not complex_input) for p in spec.padded_size]
+def convolve(in1: np.ndarray, in2: np.ndarray, spec: SignalSpec, method: str) -> np.ndarray:
+    """``convolve``/``correlate`` by SciPy's own functions.
 
-    flip: tuple[Any, ...] = (Ellipsis, *(slice(None, None, -1),) * d)
-    kernel = dilate(weight, spec.dilation)[flip]
-    wf = forward(kernel, s=lengths, axes=axes, workers=-1)  # (C_out, Cg, *F)
-    freq = wf.shape[2:]
-    # (*F, G, Cg, Og): one matrix per frequency and group
-    wf = np.moveaxis(wf.reshape(g, og, cg, -1), 3, 0).transpose(0, 1, 3, 2)
-
-    keep = tuple(
-        slice(e - 1, p, st)
-        for e, p, st in zip(spec.kernel_extent, spec.padded_size, spec.stride, strict=True)
-    )
-    out = np.empty(spec.output_shape, dtype=x.dtype)
-    sample_bytes = spec.in_channels * math.prod(freq) * 2 * x.itemsize
-    step = max(1, WORKSPACE_BYTES // max(1, sample_bytes))
-    for n0 in range(0, spec.batch, step):
-        xp = pad_numpy(x[n0 : n0 + step], spec.padding, spec.padding_mode)
-        xf = forward(xp, s=lengths, axes=axes, workers=-1)  # (n, C, *F)
-        nb = xf.shape[0]
-        xf = np.moveaxis(xf.reshape(nb, g, cg, -1), 3, 0).transpose(0, 2, 1, 3)  # (F, G, n, Cg)
-        yf = np.matmul(xf, wf)  # (F, G, n, Og)
-        yf = np.moveaxis(yf.transpose(0, 2, 1, 3), 0, -1).reshape(nb, g * og, *freq)
-        y = inverse(yf, s=lengths, axes=axes, workers=-1)
-        out[n0 : n0 + nb] = y[(slice(None), slice(None), *keep)]
-    if bias is not None:
-        out += bias.reshape(-1, *(1,) * d)
+    ``fftconvolve``/``oaconvolve`` take ``axes`` and broadcast; the direct method takes
+    no axes, so with ``axes`` it runs once per broadcast position.
+    """
+    b = xpsignal.reverse_conj(np, in2, spec.axes) if spec.correlate else in2
+    dtype = np.result_type(in1, b)
+    if method == "fft":
+        if not spec.conv_axes:
+            y = (in1 * b)[spec.crop]
+        else:
+            # SciPy's modes are convkit's (SignalSpec follows them), axes included
+            fn = scipy.signal.oaconvolve if xpsignal.oa_blocks(spec) else scipy.signal.fftconvolve
+            y = fn(in1, b, mode=spec.mode, axes=list(spec.axes))
+        if dtype.kind in "iu":
+            y = np.round(y)
+        return y.astype(dtype, copy=False)
+    outer = [
+        i
+        for i in range(spec.ndim)
+        if i not in spec.conv_axes and max(spec.shape1[i], spec.shape2[i]) > 1
+    ]
+    if spec.axes == tuple(range(spec.ndim)) or not outer:
+        y = scipy.signal.convolve(in1, b, mode="full", method="direct")
+        return np.asarray(y[spec.crop], dtype=dtype)
+    out = np.empty(spec.output_shape, dtype=dtype)
+    inner = tuple(spec.crop[i] for i in range(spec.ndim) if i not in outer)
+    for position in itertools.product(
+        *(range(spec.crop[i].start, spec.crop[i].stop) for i in outer)
+    ):
+        at = dict(zip(outer, position, strict=True))
+        pick1 = tuple(
+            (at[i] if spec.shape1[i] > 1 else 0) if i in at else slice(None)
+            for i in range(spec.ndim)
+        )
+        pick2 = tuple(
+            (at[i] if spec.shape2[i] > 1 else 0) if i in at else slice(None)
+            for i in range(spec.ndim)
+        )
+        where = tuple(
+            at[i] - spec.crop[i].start if i in at else slice(None) for i in range(spec.ndim)
+        )
+        full = scipy.signal.convolve(in1[pick1], b[pick2], mode="full", method="direct")
+        out[where] = full[inner]
     return out

@@ -1,4 +1,5 @@
-"""The PyTorch backend: ``torch.nn.functional.conv1d/2d/3d`` on CPU and CUDA, any d."""
+"""The PyTorch backend: ``torch.nn.functional.conv1d/2d/3d`` and ``torch.fft`` on CPU and
+CUDA, any d; ``torchaudio.functional`` for batched 1-D signals."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import numpy as np
 
 import convkit
 from convkit.backend import COMPLEX_DTYPES, FLOAT_DTYPES, Backend, Capabilities
+from convkit.costs import CostModel
 from convkit.plugins import BackendRegistry
+from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
 
@@ -25,8 +28,9 @@ class TorchBackend(Backend):
         dtypes=FLOAT_DTYPES + COMPLEX_DTYPES,
         devices=("cpu", "cuda"),
         array_types=("torch.Tensor",),
+        costs=CostModel(mac_rate=1.5e11, tap_rate=7.5e9, fft_rate=1.3e10),
     )
-    requires = ("torch",)
+    requires = ("torch", "array_api_compat")
     install_hint = "pip install 'convkit[torch]'"
 
     def owns(self, obj: object) -> bool:
@@ -49,6 +53,16 @@ class TorchBackend(Backend):
 
         return ops.restore(obj, like)
 
+    def namespace(self) -> Any:
+        import array_api_compat.torch
+
+        return array_api_compat.torch
+
+    def devices_here(self) -> tuple[str, ...]:
+        import torch
+
+        return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+
     def check_options(self, options: Mapping[str, Any]) -> None:
         device = options.get("device")
         if device is not None:
@@ -59,9 +73,25 @@ class TorchBackend(Backend):
     def conv(
         self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
     ) -> Any:
+        if spec.method == "fft":
+            return self.conv_fft(x, weight, bias, spec, options)
         from convkit_torch import ops
 
         return ops.conv(x, weight, bias, spec)
+
+    def convolve(
+        self, in1: Any, in2: Any, spec: SignalSpec, method: str, options: Mapping[str, Any]
+    ) -> Any:
+        from convkit_torch import ops
+
+        batched_1d = spec.conv_axes == (spec.ndim - 1,) and not spec.correlate
+        if (
+            batched_1d
+            and in1.dtype.is_floating_point
+            and not (method == "fft" and ops.oa_helps(spec))
+        ):
+            return ops.torchaudio_convolve(in1, in2, spec, method)
+        return super().convolve(in1, in2, spec, method, options)
 
 
 @convkit.hookimpl

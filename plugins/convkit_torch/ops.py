@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat.torch
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from convkit.padding import pad_indices
+from convkit import xpsignal
+from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -55,24 +57,6 @@ def restore(obj: Any, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.array(obj, order="C"), device=like.device)
 
 
-def pad(x: torch.Tensor, padding: tuple[tuple[int, int], ...], mode: str) -> torch.Tensor:
-    """Pad the spatial axes of ``(N, C, *S)`` in any convkit mode, for any width and d.
-
-    Zeros use ``F.pad``; the other modes gather along each axis with the index maps of
-    :func:`convkit.padding.pad_indices`, which have none of ``F.pad``'s limits.
-    """
-    if not any(lo or hi for lo, hi in padding):
-        return x
-    if mode == "zeros":
-        flat = [w for lo, hi in reversed(padding) for w in (lo, hi)]
-        return F.pad(x, flat)
-    for axis, (lo, hi) in enumerate(padding, start=2):
-        if lo or hi:
-            index = torch.from_numpy(pad_indices(x.shape[axis], lo, hi, mode)).to(x.device)
-            x = torch.index_select(x, axis, index)
-    return x
-
-
 def conv_valid(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -115,9 +99,26 @@ def conv(
     padding = spec.padding
     if spec.padding_mode == "zeros" and spec.ndim <= 3 and all(lo == hi for lo, hi in padding):
         native_pad, padding = tuple(lo for lo, _ in padding), ((0, 0),) * spec.ndim
-    x = pad(x, padding, spec.padding_mode)
+    x = xpsignal.pad(array_api_compat.torch, x, padding, spec.padding_mode)
     if native_pad:
         return _CONV[spec.ndim](
             x, weight, bias, spec.stride, native_pad, spec.dilation, spec.groups
         )
     return conv_valid(x, weight, bias, spec.stride, spec.dilation, spec.groups)
+
+
+def oa_helps(spec: SignalSpec) -> bool:
+    """Whether overlap-add beats one whole FFT for this call."""
+    return bool(xpsignal.oa_blocks(spec))
+
+
+def torchaudio_convolve(
+    in1: torch.Tensor, in2: torch.Tensor, spec: SignalSpec, method: str
+) -> torch.Tensor:
+    """Convolution along the last axis, other axes broadcast, by
+    ``torchaudio.functional.fftconvolve`` or ``convolve``; cropped to the mode here, so
+    the result follows SciPy's 'same' and 'valid' exactly."""
+    import torchaudio.functional as AF
+
+    fn = AF.fftconvolve if method == "fft" else AF.convolve
+    return fn(in1, in2, mode="full")[spec.crop]
