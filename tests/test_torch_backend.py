@@ -65,3 +65,34 @@ def test_selected_device_computes_and_result_returns_to_the_callers_device() -> 
     assert_close(y.numpy(), reference_conv(x.numpy(), w.numpy(), padding=1), "float32")
     y_np = ck.conv(x.numpy(), w.numpy(), backend="torch:cuda")
     assert isinstance(y_np, np.ndarray)
+
+
+@pytest.mark.parametrize("name", ["numpy", "scipy", "torch"])
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_convolve_returns_tensors_for_tensors(name: str, method: str) -> None:
+    import scipy.signal
+
+    x = torch.randn(3, 200, dtype=torch.float64)
+    k = torch.randn(1, 9, dtype=torch.float64)
+    y = ck.convolve(x, k, "same", axes=1, method=method, backend=name)
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.float64
+    expected = scipy.signal.fftconvolve(x.numpy(), k.numpy(), "same", axes=1)
+    np.testing.assert_allclose(y.numpy(), expected, atol=1e-10)
+    z = ck.correlate(x, k, "valid", axes=1, method=method, backend=name)
+    assert isinstance(z, torch.Tensor)
+
+
+@cuda
+@pytest.mark.cuda
+def test_convolve_on_cuda_stays_on_cuda() -> None:
+    import scipy.signal
+
+    x = torch.randn(2, 5000, device="cuda")
+    k = torch.randn(1, 257, device="cuda")
+    for method in ("direct", "fft"):
+        y = ck.convolve(x, k, "valid", axes=1, method=method)
+        assert y.device.type == "cuda"
+        expected = scipy.signal.fftconvolve(
+            x.cpu().double().numpy(), k.cpu().double().numpy(), "valid", axes=1
+        )
+        assert np.max(np.abs(y.cpu().numpy() - expected)) <= 1e-4 * np.max(np.abs(expected))

@@ -71,7 +71,9 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
             where: tuple[Any, ...] = (slice(None), slice(None), *tap)
             cols[where] = np.moveaxis(window, 0, 2)
         cols2 = cols.reshape(g, cg * taps, -1)
-        if nb == 1:
+        if nb == 1 and g == 1:  # the common case: one plain 2-d product into the output
+            np.matmul(wm[0], cols2[0], out=out[n0, :, o0:o1].reshape(og, -1))
+        elif nb == 1:
             np.matmul(wm, cols2, out=out[n0, :, o0:o1].reshape(g, og, -1))
         else:
             y = np.matmul(wm, cols2).reshape(g * og, nb, *block)
