@@ -20,7 +20,7 @@ import numpy as np
 from convkit import plugins, selection, xpsignal
 from convkit.backend import COMPLEX_DTYPES, FLOAT_DTYPES, Backend, BackendInfo
 from convkit.signalspec import METHODS, SignalSpec
-from convkit.spec import ConvSpec
+from convkit.spec import ConvSpec, explicit_padding, per_dim
 
 INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
@@ -144,6 +144,187 @@ def conv(
     if x_owner is target:
         return x_owner.restore(y, like=x)
     return x_owner.restore(target.to_numpy(y), like=x)
+
+
+def conv_vjp(
+    x: Any,
+    weight: Any,
+    grad_out: Any,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | str | Sequence[int] | Sequence[Sequence[int]] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    bias: bool = True,
+    backend: str | None = None,
+) -> tuple[Any, Any, Any | None]:
+    """Gradients of :func:`conv`: ``(grad_x, grad_weight, grad_bias)`` for ``grad_out``.
+
+    The arguments are those of the forward call; ``grad_out`` has the forward output's
+    shape. The input gradient is a transposed convolution folded back through the
+    padding (border gradients go to the samples the padding copied), the weight gradient
+    a correlation of the padded input with ``grad_out`` — both computed by the backend's
+    own forward ``conv``, unless the backend brings a native backward (torch autograd).
+    ``grad_bias`` is ``None`` when ``bias=False``. Real dtypes only.
+
+    >>> import numpy as np, convkit as ck
+    >>> x, w = np.arange(5.0).reshape(1, 1, 5), np.array([[[1.0, -1.0]]])
+    >>> gx, gw, gb = ck.conv_vjp(x, w, np.ones((1, 1, 4)))
+    >>> gx.tolist(), gw.tolist(), gb.tolist()
+    ([[[1.0, 0.0, 0.0, 0.0, -1.0]]], [[[6.0, 10.0]]], [4.0])
+    """
+    host = plugins.host()
+    sel = selection.resolve(backend)
+    x, weight, grad_out = _as_array(x), _as_array(weight), _as_array(grad_out)
+    x_owner, w_owner = _owner(host, x, "x"), _owner(host, weight, "weight")
+    g_owner = _owner(host, grad_out, "grad_out")
+    batched = len(x.shape) != len(weight.shape) - 1
+    spec = ConvSpec.build(
+        tuple(x.shape),
+        tuple(weight.shape),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        padding_mode=padding_mode,
+    )
+    expected = spec.output_shape if batched else spec.output_shape[1:]
+    if tuple(grad_out.shape) != expected:
+        raise ValueError(
+            f"grad_out must have the forward output's shape {expected}; got "
+            f"grad_out.shape={tuple(grad_out.shape)}"
+        )
+    dtype = _result_dtype(x_owner.dtype_name(x), w_owner.dtype_name(weight))
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"conv_vjp computes real gradients; x and weight have dtype {dtype}")
+    _check_dtype("grad_out", g_owner.dtype_name(grad_out))
+    target = _backend(host, sel, x_owner)
+    _check_capabilities(target, sel, spec, dtype)
+    xb = _to_backend(target, x_owner, x, dtype, sel.options)
+    wb = _to_backend(target, w_owner, weight, dtype, sel.options)
+    gb = _to_backend(target, g_owner, grad_out, dtype, sel.options)
+    if not batched:
+        xb, gb = xb[None], gb[None]
+    grad_x, grad_w, grad_b = target.conv_vjp(xb, wb, gb, spec, bias, sel.options)
+    if not batched:
+        grad_x = grad_x[0]
+    _check_result(target, grad_x, tuple(x.shape), dtype, "grad_x")
+    _check_result(target, grad_w, spec.weight_shape, dtype, "grad_weight")
+    if grad_b is not None:
+        _check_result(target, grad_b, (spec.out_channels,), dtype, "grad_bias")
+    return (
+        _back(target, x_owner, grad_x, x),
+        _back(target, w_owner, grad_w, weight),
+        None if grad_b is None else _back(target, w_owner, grad_b, weight),
+    )
+
+
+def conv_transpose(
+    x: Any,
+    weight: Any,
+    bias: Any | None = None,
+    *,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | Sequence[Sequence[int]] = 0,
+    output_padding: int | Sequence[int] = 0,
+    dilation: int | Sequence[int] = 1,
+    groups: int = 1,
+    backend: str | None = None,
+) -> Any:
+    """Transposed convolution, the adjoint of :func:`conv` with respect to its input, as
+    ``torch.nn.functional.conv_transpose1d/2d/3d`` defines it, for any number of
+    spatial dimensions.
+
+    ``x`` is ``(N, C_in, *S)`` or unbatched; ``weight`` is ``(C_in, C_out // groups,
+    *K)``. The output has ``(S - 1) * stride - pad_low - pad_high + dilation * (K - 1) +
+    output_padding + 1`` positions per dimension; ``output_padding`` (each below
+    ``max(stride, dilation)``) picks among the sizes a strided ``conv`` maps to ``S``.
+
+    >>> import numpy as np, convkit as ck
+    >>> ck.conv_transpose(np.ones((1, 1, 3)), np.array([[[1.0, 2.0]]]), stride=2)
+    array([[[1., 2., 1., 2., 1., 2.]]])
+    """
+    host = plugins.host()
+    sel = selection.resolve(backend)
+    x, weight = _as_array(x), _as_array(weight)
+    bias = None if bias is None else _as_array(bias)
+    x_owner, w_owner = _owner(host, x, "x"), _owner(host, weight, "weight")
+    b_owner = None if bias is None else _owner(host, bias, "bias")
+    w_shape = tuple(weight.shape)
+    if len(w_shape) < 3:
+        raise ValueError(
+            f"weight must have shape (C_in, C_out // groups, *kernel_size); got "
+            f"weight.shape={w_shape}"
+        )
+    d = len(w_shape) - 2
+    batched = len(x.shape) != d + 1
+    x_shape = tuple(x.shape) if batched else (1, *x.shape)
+    if len(x_shape) != d + 2:
+        raise ValueError(
+            f"x has {len(x.shape)} dimensions but weight.shape={w_shape} has {d} spatial "
+            f"dimension(s); expected (N, C_in, *S) or (C_in, *S)"
+        )
+    if x_shape[1] != w_shape[0]:
+        raise ValueError(
+            f"x has C_in={x_shape[1]} channels (x.shape={tuple(x.shape)}) but weight.shape="
+            f"{w_shape} expects C_in={w_shape[0]}"
+        )
+    if isinstance(padding, str):
+        raise ValueError(
+            f"padding={padding!r}: conv_transpose takes an int, one int per dimension or "
+            f"(low, high) pairs, as the conv it is the adjoint of"
+        )
+    strides = per_dim("stride", stride, d)
+    dilations = per_dim("dilation", dilation, d)
+    pads = explicit_padding(padding, d)
+    out_pad = per_dim("output_padding", output_padding, d, minimum=0)
+    size = []
+    for i, (s_in, k, st, dl, (lo, hi), op) in enumerate(
+        zip(x_shape[2:], w_shape[2:], strides, dilations, pads, out_pad, strict=True)
+    ):
+        if op >= max(st, dl):
+            raise ValueError(
+                f"output_padding must be smaller than max(stride, dilation) in every "
+                f"dimension; got output_padding={output_padding!r} with stride="
+                f"{stride!r}, dilation={dilation!r} (dimension {i})"
+            )
+        n = (s_in - 1) * st - lo - hi + (k - 1) * dl + 1 + op
+        if n < 1:
+            raise ValueError(
+                f"conv_transpose would produce {n} positions in spatial dimension {i} "
+                f"(x.shape={tuple(x.shape)}, padding={padding!r}); expected at least 1"
+            )
+        size.append(n)
+    spec = ConvSpec.build(
+        (x_shape[0], w_shape[1] * groups, *size),
+        w_shape,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+    )
+    if bias is not None and tuple(bias.shape) != (spec.in_channels,):
+        raise ValueError(
+            f"bias must have shape (C_out,) = ({spec.in_channels},); got bias.shape="
+            f"{tuple(bias.shape)}"
+        )
+    dtype = _result_dtype(x_owner.dtype_name(x), w_owner.dtype_name(weight))
+    target = _backend(host, sel, x_owner)
+    _check_capabilities(target, sel, spec, dtype)
+    xb = _to_backend(target, x_owner, x, dtype, sel.options)
+    wb = _to_backend(target, w_owner, weight, dtype, sel.options)
+    bb = None
+    if bias is not None and b_owner is not None:
+        bb = _to_backend(target, b_owner, bias, dtype, sel.options)
+    if not batched:
+        xb = xb[None]
+    y = target.conv_transpose(xb, wb, bb, spec, sel.options)
+    if not batched:
+        y = y[0]
+    shape = (spec.batch, spec.in_channels, *size)
+    _check_result(target, y, shape if batched else shape[1:], dtype, "the result")
+    return _back(target, x_owner, y, x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -391,6 +572,22 @@ def _signal(
 
 
 # -- helpers shared by the operations ------------------------------------------------
+
+
+def _check_result(target: Backend, y: Any, shape: tuple[int, ...], dtype: str, what: str) -> None:
+    if tuple(y.shape) != shape or target.dtype_name(y) != dtype:
+        raise RuntimeError(
+            f"backend {target.name!r} returned {what} with shape {tuple(y.shape)} and "
+            f"dtype {target.dtype_name(y)}; expected {shape} and {dtype}. This is a bug "
+            f"in the backend."
+        )
+
+
+def _back(target: Backend, owner: Backend, y: Any, like: Any) -> Any:
+    """A result of ``target`` in the array type (and device) of ``like``."""
+    if owner is target:
+        return owner.restore(y, like=like)
+    return owner.restore(target.to_numpy(y), like=like)
 
 
 def _as_array(obj: Any) -> Any:

@@ -9,6 +9,7 @@ import, so ``import convkit`` and ``convkit backends`` stay fast.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -172,6 +173,55 @@ class Backend:
         latter for any backend.
         """
         raise NotImplementedError
+
+    def conv_vjp(
+        self,
+        x: Any,
+        weight: Any,
+        grad_out: Any,
+        spec: ConvSpec,
+        bias: bool,
+        options: Mapping[str, Any],
+    ) -> tuple[Any, Any, Any | None]:
+        """``(grad_x, grad_weight, grad_bias)`` of :meth:`conv` for ``grad_out``.
+
+        The default derives all three from the forward operation
+        (:func:`convkit.xpsignal.conv_vjp`): a backend that passes the conformance suite
+        trains without a backward of its own. A backend may override with a native one.
+        """
+        return xpsignal.conv_vjp(
+            self.namespace(),
+            self._conv_fn(options),
+            lambda a: self.pad(a, spec.padding, spec.padding_mode),
+            x,
+            weight,
+            grad_out,
+            spec,
+            bias,
+        )
+
+    def conv_transpose(
+        self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
+    ) -> Any:
+        """The adjoint of :meth:`conv` with respect to its input: ``spec`` describes the
+        forward ``conv`` whose output has ``x``'s shape; returns its input's shape."""
+        xp = self.namespace()
+        y = xpsignal.unpad_adjoint(
+            xp, xpsignal.conv_input_grad(xp, self._conv_fn(options), x, weight, spec), spec
+        )
+        if bias is not None:
+            y = y + xp.reshape(bias, (-1, *(1,) * spec.ndim))
+        return y
+
+    def _conv_fn(self, options: Mapping[str, Any]) -> xpsignal.ConvFn:
+        """This backend's ``conv`` without bias, each call by its cheaper method."""
+        costs = self.capabilities.costs
+
+        def conv(x: Any, w: Any, spec: ConvSpec) -> Any:
+            method = "fft" if costs.conv_fft(spec) < costs.conv_direct(spec) else "direct"
+            return self.conv(x, w, None, dataclasses.replace(spec, method=method), options)
+
+        return conv
 
     def conv_fft(
         self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]

@@ -144,8 +144,8 @@ class ConvSpec:
             raise ValueError(
                 f"bias must have shape (C_out,) = ({c_out},); got bias.shape={tuple(bias_shape)}"
             )
-        stride_t = _per_dim("stride", stride, d)
-        dilation_t = _per_dim("dilation", dilation, d)
+        stride_t = per_dim("stride", stride, d)
+        dilation_t = per_dim("dilation", dilation, d)
         mode = canonical_padding_mode(padding_mode)
         if method not in CONV_METHODS:
             raise ValueError(
@@ -214,7 +214,13 @@ def _positive_int(name: str, value: object) -> int:
     return int(value)  # type: ignore[call-overload]
 
 
-def _per_dim(name: str, value: object, d: int) -> tuple[int, ...]:
+def per_dim(name: str, value: object, d: int, minimum: int = 1) -> tuple[int, ...]:
+    """``value`` (an int, or one int per spatial dimension) as a ``d``-tuple, each
+    ``>= minimum``; errors name the argument.
+
+    >>> per_dim("stride", 2, 3)
+    (2, 2, 2)
+    """
     if _is_int(value):
         values: tuple[object, ...] = (value,) * d
     elif isinstance(value, Sequence) and not isinstance(value, str):
@@ -228,9 +234,18 @@ def _per_dim(name: str, value: object, d: int) -> tuple[int, ...]:
         raise TypeError(f"{name} must be an int or a tuple of {d} ints; got {value!r}")
     if not all(_is_int(v) for v in values):
         raise TypeError(f"{name} must be an int or a tuple of {d} ints; got {value!r}")
-    if any(int(v) < 1 for v in values):  # type: ignore[call-overload]
-        raise ValueError(f"{name} must be >= 1 in every dimension; got {name}={value!r}")
+    if any(int(v) < minimum for v in values):  # type: ignore[call-overload]
+        raise ValueError(f"{name} must be >= {minimum} in every dimension; got {name}={value!r}")
     return tuple(int(v) for v in values)  # type: ignore[call-overload]
+
+
+def explicit_padding(padding: object, d: int) -> tuple[tuple[int, int], ...]:
+    """An int, one int per dimension, or ``(low, high)`` pairs, as ``d`` pairs.
+
+    >>> explicit_padding((1, (0, 2)), 2)
+    ((1, 1), (0, 2))
+    """
+    return _padding(padding, (1,) * d, (1,) * d, (1,) * d, (1,) * d)
 
 
 def _padding(

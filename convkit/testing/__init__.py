@@ -4,6 +4,8 @@
   plain loops over output positions, in float64/complex128. Slow; for small tests.
 - :func:`assert_close`: compare a result with a reference, with tolerances relative to
   the largest magnitude of the reference.
+- :func:`check_grads`: check a backend's ``conv_vjp`` against finite differences of its
+  own ``conv``, like autograd's ``check_grads``.
 - :class:`convkit.testing.conformance.BackendConformance`: the conformance suite. A
   backend's own tests subclass it and provide a ``backend`` fixture::
 
@@ -123,3 +125,56 @@ def assert_close(
             f"max abs error {err:.3g} exceeds {tol:g} * max|expected| = {tol * scale:.3g} "
             f"(dtype {name})"
         )
+
+
+def check_grads(
+    backend: str,
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    *,
+    bias: bool = True,
+    step: float = 1e-3,
+    rtol: float = 1e-6,
+    seed: int = 0,
+    **kwargs: Any,
+) -> None:
+    """Check ``conv_vjp`` against central finite differences of ``conv`` on ``backend``.
+
+    For random ``grad_out = v`` and random directions ``d``, the vector-Jacobian product
+    must satisfy ``<grad_x, d> = <v, (conv(x + step d) - conv(x - step d)) / 2 step>``,
+    and likewise for the weight and bias. Computes in float64; raises ``AssertionError``
+    with the two numbers when they differ by more than ``rtol`` relative to their size.
+
+    >>> check_grads("numpy", (2, 3, 7), (4, 3, 3), stride=2, padding=1, padding_mode="reflect")
+    """
+    import convkit as ck
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(tuple(x_shape))
+    w = rng.standard_normal(tuple(w_shape))
+    b = rng.standard_normal(w_shape[0]) if bias else None
+
+    def f(xx: np.ndarray, ww: np.ndarray, bb: np.ndarray | None) -> np.ndarray:
+        return np.asarray(ck.conv(xx, ww, bb, backend=backend, method="direct", **kwargs))
+
+    y = f(x, w, b)
+    v = rng.standard_normal(y.shape)
+    grads = ck.conv_vjp(x, w, v, bias=bias, backend=backend, **kwargs)
+    args: list[Any] = [x, w, b]
+    for k, name in enumerate(("x", "weight", "bias")):
+        if args[k] is None:
+            if grads[k] is not None:
+                raise AssertionError(f"grad_{name} should be None without a bias")
+            continue
+        direction = rng.standard_normal(np.shape(args[k]))
+        plus, minus = list(args), list(args)
+        plus[k] = args[k] + step * direction
+        minus[k] = args[k] - step * direction
+        numeric = float(np.sum(v * (f(*plus) - f(*minus)))) / (2 * step)
+        analytic = float(np.sum(np.asarray(grads[k]) * direction))
+        scale = max(1.0, abs(numeric), abs(analytic))
+        if abs(numeric - analytic) > rtol * scale:
+            raise AssertionError(
+                f"grad_{name} on backend {backend!r}: <grad, d> = {analytic!r} but finite "
+                f"differences give {numeric!r}"
+            )

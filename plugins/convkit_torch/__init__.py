@@ -79,6 +79,19 @@ class TorchBackend(Backend):
 
         return ops.conv(x, weight, bias, spec)
 
+    def conv_vjp(
+        self,
+        x: Any,
+        weight: Any,
+        grad_out: Any,
+        spec: ConvSpec,
+        bias: bool,
+        options: Mapping[str, Any],
+    ) -> tuple[Any, Any, Any | None]:
+        from convkit_torch import ops
+
+        return ops.conv_vjp(x, weight, grad_out, spec, bias)
+
     def convolve(
         self, in1: Any, in2: Any, spec: SignalSpec, method: str, options: Mapping[str, Any]
     ) -> Any:

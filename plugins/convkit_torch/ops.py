@@ -122,3 +122,22 @@ def torchaudio_convolve(
 
     fn = AF.fftconvolve if method == "fft" else AF.convolve
     return fn(in1, in2, mode="full")[spec.crop]
+
+
+def conv_vjp(
+    x: torch.Tensor, weight: torch.Tensor, grad_out: torch.Tensor, spec: ConvSpec, bias: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The gradients of :func:`conv` by torch autograd (the backend's native backward)."""
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        wr = weight.detach().requires_grad_(True)
+        inputs = [xr, wr]
+        br = None
+        if bias:
+            br = torch.zeros(spec.out_channels, dtype=x.dtype, device=x.device, requires_grad=True)
+            inputs.append(br)
+        y = conv(xr, wr, br, spec)
+        grads = torch.autograd.grad(y, inputs, grad_out, allow_unused=True)
+    gx = grads[0] if grads[0] is not None else torch.zeros_like(x)
+    gw = grads[1] if grads[1] is not None else torch.zeros_like(weight)
+    return gx, gw, (grads[2] if bias else None)
