@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from convkit import api, plugins
 from convkit.backend import Backend, BackendInfo
@@ -66,6 +67,47 @@ def _devices(backend: Backend | None, info: BackendInfo) -> str:
     return ",".join(d if d in here else f"{d}(absent)" for d in declared)
 
 
+def _filter(args: argparse.Namespace) -> int:
+    from convkit.adapters import audio, image, kernels
+
+    source, target = Path(args.input), Path(args.output)
+    kind = "audio" if source.suffix.lower() in audio.FORMATS else "image"
+    if kind == "image" and source.suffix.lower() not in image.FORMATS:
+        known = sorted(audio.FORMATS) + sorted(image.FORMATS)
+        raise ValueError(f"{source}: unsupported file type; use one of {', '.join(known)}")
+    out_kind = "audio" if target.suffix.lower() in audio.FORMATS else "image"
+    if out_kind != kind:
+        raise ValueError(f"{target}: the output must be {kind} like the input {source}")
+    if not source.is_file():
+        raise ValueError(f"{source}: no such file")
+    if target.exists() and target.resolve() == source.resolve() and not args.overwrite:
+        raise ValueError(f"{target} is the input file; pass --overwrite to replace it")
+    if kind == "image":
+        img = image.load(source)
+        k = kernels.kernel(args.kernel, domain="image")
+        result = image.filter(img, k, padding_mode=args.padding_mode, backend=args.backend)
+        image.save(target, result)
+        print(f"{source} {img.shape} -> {target} with {args.kernel} {k.shape}")
+    else:
+        data, rate = audio.load(source)
+        taps = kernels.kernel(args.kernel, rate=rate, domain="audio")
+        result = audio.fir_filter(data, taps, backend=args.backend)
+        audio.save(target, result, rate)
+        print(
+            f"{source} {data.shape} at {rate} Hz -> {target} with {args.kernel} ({len(taps)} taps)"
+        )
+    return 0
+
+
+def _exercises(args: argparse.Namespace) -> int:
+    from convkit import exercises
+
+    results = exercises.run_all(args.only, backend=args.backend, out=args.out, quick=args.quick)
+    print(exercises.summary(results))
+    print(f"\nreport: {Path(args.out) / 'report.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``convkit`` command."""
     parser = argparse.ArgumentParser(
@@ -75,6 +117,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backends", help="list the registered backends and the active choice")
     p.add_argument("-v", "--verbose", action="store_true", help="show plugin tracebacks")
     p.set_defaults(func=_backends)
+
+    p = sub.add_parser(
+        "filter",
+        help="filter an image (PNG/JPEG) or audio file (WAV/FLAC/OGG) with a named kernel",
+        description="Filter an image or an audio file with a named kernel; the output is "
+        "written atomically. Kernels: box, gaussian, sobel_x, sobel_y, laplacian, "
+        "sharpen (images); lowpass, highpass, bandpass (audio).",
+    )
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--kernel", required=True, help="e.g. gaussian:sigma=2 or lowpass:cutoff=1000")
+    p.add_argument("--padding-mode", default="reflect", help="image border handling")
+    p.add_argument("--backend", default=None, help="backend selection, e.g. scipy or torch:cuda")
+    p.add_argument("--overwrite", action="store_true", help="allow OUTPUT to be INPUT")
+    p.set_defaults(func=_filter)
+
+    p = sub.add_parser(
+        "exercises",
+        help="run the chapter's exercises and write a report with numbers and figures",
+    )
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these exercises")
+    p.add_argument(
+        "--backend", default=None, help="backend selection (default: numpy arrays -> numpy)"
+    )
+    p.add_argument("--out", default="out/exercises", help="directory for report.md and figures")
+    p.add_argument("--quick", action="store_true", help="smaller data and shorter training")
+    p.set_defaults(func=_exercises)
     return parser
 
 

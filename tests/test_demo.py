@@ -1,4 +1,4 @@
-"""The README's main job: the demo filters a real photograph and writes PNG files."""
+"""examples/demo.py filters a real photograph and writes PNG files."""
 
 from __future__ import annotations
 

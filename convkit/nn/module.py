@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from convkit.fileio import atomic_output
 
 
 class Parameter:
@@ -128,15 +128,8 @@ class Module:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the parameters to an ``.npz`` file, atomically: the file appears only
         complete, and a failure leaves any previous file untouched."""
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **self.state_dict())  # type: ignore[arg-type]
-            os.replace(tmp, target)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_output(path) as f:
+            np.savez(f, **self.state_dict())  # type: ignore[arg-type]
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Read parameters written by :meth:`save`."""

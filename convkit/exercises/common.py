@@ -1,0 +1,93 @@
+"""What every exercise shares: its context, its result, real photos, figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convkit.fileio import atomic_output
+
+
+@dataclass
+class Context:
+    """How to run: on which backend, how thoroughly, where figures go."""
+
+    backend: str | None = None
+    quick: bool = False
+    out: Path = Path("out/exercises")
+    progress: bool | None = None
+    seed: int = 0
+
+    def rng(self, salt: int = 0) -> np.random.Generator:
+        """A generator seeded per exercise, so each result is reproducible alone."""
+        return np.random.default_rng(self.seed * 1000 + salt)
+
+
+@dataclass
+class Result:
+    """What an exercise measured, the one-line verdict, and its figures."""
+
+    name: str
+    title: str
+    verdict: str
+    key: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
+    details: str = ""
+
+
+def photo(name: str, grey: bool = True, size: int | None = None) -> np.ndarray:
+    """A photograph bundled with scikit-image, float64 in [0, 1]: ``(H, W)`` when grey,
+    else ``(3, H, W)``; ``size`` block-averages it down to ``size`` rows (keeping the
+    aspect)."""
+    from skimage import color, data
+
+    img = getattr(data, name)()
+    arr = np.asarray(img, dtype=np.float64)
+    if arr.max() > 1.0:
+        arr = arr / 255.0
+    if arr.ndim == 3:
+        arr = arr[..., :3]
+        arr = color.rgb2gray(arr) if grey else arr.transpose(2, 0, 1)
+    if size is not None:
+        factor = max(1, arr.shape[-2] // size)
+        h, w = arr.shape[-2] // factor * factor, arr.shape[-1] // factor * factor
+        arr = arr[..., :h, :w]
+        arr = arr.reshape(*arr.shape[:-2], h // factor, factor, w // factor, factor).mean(
+            axis=(-3, -1)
+        )
+    return arr
+
+
+def save_figure(fig: Any, ctx: Context, name: str) -> str:
+    """Save a matplotlib figure as ``figures/NAME.png`` under the output directory,
+    atomically; returns the path relative to the report."""
+    import matplotlib.pyplot as plt
+
+    rel = f"figures/{name}.png"
+    path = ctx.out / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return rel
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def backends() -> list[str]:
+    """Names of the backends available here."""
+    from convkit import list_backends
+
+    return [b.name for b in list_backends() if b.available]
