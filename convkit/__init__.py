@@ -8,6 +8,7 @@
 """
 
 from convkit.api import (
+    BackendError,
     BackendUnavailableError,
     MethodChoice,
     choose_conv_method,
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PADDING_MODES",
     "Backend",
+    "BackendError",
     "BackendInfo",
     "BackendUnavailableError",
     "Capabilities",

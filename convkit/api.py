@@ -132,13 +132,8 @@ def conv(
         bb = _to_backend(target, b_owner, bias, dtype, sel.options)
     if not batched:
         xb = xb[None]
-    y = target.conv(xb, wb, bb, spec, sel.options)
-    if tuple(y.shape) != spec.output_shape or target.dtype_name(y) != dtype:
-        raise RuntimeError(
-            f"backend {target.name!r} returned shape {tuple(y.shape)} and dtype "
-            f"{target.dtype_name(y)}; expected {spec.output_shape} and {dtype}. This is "
-            f"a bug in the backend."
-        )
+    y = _call(host, target, "conv", xb, wb, bb, spec, sel.options)
+    _check_result(host, target, y, spec.output_shape, dtype, "its result")
     if not batched:
         y = y[0]
     if x_owner is target:
@@ -206,13 +201,13 @@ def conv_vjp(
     gb = _to_backend(target, g_owner, grad_out, dtype, sel.options)
     if not batched:
         xb, gb = xb[None], gb[None]
-    grad_x, grad_w, grad_b = target.conv_vjp(xb, wb, gb, spec, bias, sel.options)
+    grad_x, grad_w, grad_b = _call(host, target, "conv_vjp", xb, wb, gb, spec, bias, sel.options)
     if not batched:
         grad_x = grad_x[0]
-    _check_result(target, grad_x, tuple(x.shape), dtype, "grad_x")
-    _check_result(target, grad_w, spec.weight_shape, dtype, "grad_weight")
+    _check_result(host, target, grad_x, tuple(x.shape), dtype, "grad_x")
+    _check_result(host, target, grad_w, spec.weight_shape, dtype, "grad_weight")
     if grad_b is not None:
-        _check_result(target, grad_b, (spec.out_channels,), dtype, "grad_bias")
+        _check_result(host, target, grad_b, (spec.out_channels,), dtype, "grad_bias")
     return (
         _back(target, x_owner, grad_x, x),
         _back(target, w_owner, grad_w, weight),
@@ -319,11 +314,11 @@ def conv_transpose(
         bb = _to_backend(target, b_owner, bias, dtype, sel.options)
     if not batched:
         xb = xb[None]
-    y = target.conv_transpose(xb, wb, bb, spec, sel.options)
+    y = _call(host, target, "conv_transpose", xb, wb, bb, spec, sel.options)
     if not batched:
         y = y[0]
     shape = (spec.batch, spec.in_channels, *size)
-    _check_result(target, y, shape if batched else shape[1:], dtype, "the result")
+    _check_result(host, target, y, shape if batched else shape[1:], dtype, "its result")
     return _back(target, x_owner, y, x)
 
 
@@ -556,16 +551,11 @@ def _signal(
             )
     an = _to_backend(target, a_owner, a, compute, sel.options)
     bn = _to_backend(target, b_owner, b, compute, sel.options)
-    y = target.convolve(an, bn, spec, choice.method, sel.options)
+    y = _call(host, target, "convolve", an, bn, spec, choice.method, sel.options)
     if compute != dtype:
         xp = target.namespace()
         y = xp.astype(xp.round(y), getattr(xp, dtype))
-    if tuple(y.shape) != spec.output_shape or target.dtype_name(y) != dtype:
-        raise RuntimeError(
-            f"backend {target.name!r} returned shape {tuple(y.shape)} and dtype "
-            f"{target.dtype_name(y)}; expected {spec.output_shape} and {dtype}. This is "
-            f"a bug in the backend."
-        )
+    _check_result(host, target, y, spec.output_shape, dtype, "its result")
     if a_owner is target:
         return a_owner.restore(y, like=a)
     return a_owner.restore(target.to_numpy(y), like=a)
@@ -574,12 +564,41 @@ def _signal(
 # -- helpers shared by the operations ------------------------------------------------
 
 
-def _check_result(target: Backend, y: Any, shape: tuple[int, ...], dtype: str, what: str) -> None:
-    if tuple(y.shape) != shape or target.dtype_name(y) != dtype:
-        raise RuntimeError(
-            f"backend {target.name!r} returned {what} with shape {tuple(y.shape)} and "
-            f"dtype {target.dtype_name(y)}; expected {shape} and {dtype}. This is a bug "
-            f"in the backend."
+class BackendError(RuntimeError):
+    """A backend failed during a call, or returned something other than what the core
+    computed it must return; the message names the backend and the plugin."""
+
+
+def _call(host: plugins.PluginHost, target: Backend, method: str, *args: Any) -> Any:
+    """``target.method(*args)``; a failure inside the backend is re-raised as a
+    :class:`BackendError` that names the backend and its plugin."""
+    try:
+        return getattr(target, method)(*args)
+    except Exception as exc:
+        raise BackendError(
+            f"backend {target.name!r} from {host.origin(target.name)} failed in {method}(): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _check_result(
+    host: plugins.PluginHost,
+    target: Backend,
+    y: Any,
+    shape: tuple[int, ...],
+    dtype: str,
+    what: str,
+) -> None:
+    got_shape = tuple(getattr(y, "shape", ()))
+    try:
+        got_dtype = target.dtype_name(y)
+    except Exception:
+        got_dtype = type(y).__name__
+    if got_shape != shape or got_dtype != dtype:
+        raise BackendError(
+            f"backend {target.name!r} from {host.origin(target.name)} returned {what} with "
+            f"shape {got_shape} and dtype {got_dtype}; expected shape {shape} and dtype "
+            f"{dtype}"
         )
 
 

@@ -36,6 +36,9 @@ def _backends(args: argparse.Namespace) -> int:
     for info in infos:
         if not info.available:
             print(f"\n{info.name}: unavailable: {info.reason}")
+    disabled = plugins.host().disabled
+    if disabled:
+        print(f"\ndisabled by CONVKIT_DISABLED_PLUGINS: {', '.join(disabled)}")
     for failure in plugins.failures():
         print(
             f"\nplugin {failure.plugin!r} (distribution {failure.distribution}) failed to "

@@ -4,18 +4,24 @@ A plugin that fails to import, declares an invalid or misspelled hook, or raises
 registering its backends is recorded as a :class:`PluginFailure`, announced with a
 :class:`PluginWarning`, and skipped; the other plugins load as usual.
 ``CONVKIT_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the entry points of the ``convkit``
-distribution itself (the built-in backends).
+distribution itself (the built-in backends); ``CONVKIT_DISABLED_PLUGINS=a,b`` skips the
+named plugins (entry-point or distribution names; the built-in ``numpy`` backend stays);
+``CONVKIT_TRACE_PLUGINS=1`` prints every hook call to stderr (pluggy's tracing).
+
+A plugin module states the plugin API it was written for as ``CONVKIT_PLUGIN_API = 1``;
+a plugin stating another version (or none) is refused and listed with both versions.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import traceback
 import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -26,6 +32,9 @@ from convkit.backend import Backend, BackendInfo
 
 ENTRY_POINT_GROUP = "convkit"
 BUILTIN_DISTRIBUTION = "convkit"
+PLUGIN_API_VERSION = 1
+"""The plugin API this convkit provides; plugins state theirs as ``CONVKIT_PLUGIN_API``."""
+UNDISABLEABLE = "numpy"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -123,6 +132,62 @@ class BackendRegistry:
         return out
 
 
+@dataclass(frozen=True)
+class KernelEntry:
+    """A named kernel contributed by a plugin."""
+
+    name: str
+    domain: str
+    build: Callable[..., Any]
+    doc: str
+    plugin: str
+
+
+class KernelRegistry:
+    """Named kernels contributed by plugins; they receive it in
+    :func:`~convkit.hookspecs.convkit_add_kernels` and call :meth:`add`."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, KernelEntry] = {}
+        self._plugin = ""
+        self._staged: list[KernelEntry] = []
+
+    def add(self, name: str, domain: str, build: Callable[..., Any], doc: str = "") -> None:
+        """Register kernel ``name`` for ``domain`` (``"image"`` or ``"audio"``); ``build``
+        takes the kernel's parameters as keywords (audio kernels also ``rate``) and
+        returns the kernel as an array."""
+        from convkit.adapters.kernels import KERNELS
+
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(
+                f"kernel name {name!r} is invalid; expected lowercase letters, "
+                f"digits and '_', starting with a letter"
+            )
+        if domain not in ("image", "audio"):
+            raise ValueError(f"kernel {name!r}: domain={domain!r}; expected 'image' or 'audio'")
+        if not callable(build):
+            raise TypeError(f"kernel {name!r}: build must be callable; got {build!r}")
+        if name in KERNELS or name in self._entries or any(e.name == name for e in self._staged):
+            raise ValueError(f"kernel {name!r} is already defined")
+        self._staged.append(KernelEntry(name, domain, build, doc, self._plugin))
+
+    def _begin(self, plugin: str) -> None:
+        self._plugin, self._staged = plugin, []
+
+    def _commit(self) -> None:
+        for entry in self._staged:
+            self._entries[entry.name] = entry
+        self._staged = []
+
+    def get(self, name: str) -> KernelEntry | None:
+        """The kernel registered as ``name``, or ``None``."""
+        return self._entries.get(name)
+
+    def names(self) -> list[str]:
+        """Registered kernel names."""
+        return list(self._entries)
+
+
 def _unavailable_reason(backend: Backend) -> str | None:
     try:
         return backend.unavailable_reason()
@@ -137,6 +202,16 @@ class PluginHost:
     manager: pluggy.PluginManager
     registry: BackendRegistry
     failures: list[PluginFailure]
+    kernels: KernelRegistry = field(default_factory=KernelRegistry)
+    disabled: list[str] = field(default_factory=list)
+
+    def origin(self, backend: str) -> str:
+        """``plugin 'p' (distribution d v)`` for a registered backend, for messages."""
+        entry = self.registry._entries.get(backend)
+        if entry is None:
+            return "an unknown plugin"
+        dist = f"{entry.distribution} {entry.version}" if entry.distribution else "no distribution"
+        return f"plugin {entry.plugin!r} ({dist})"
 
 
 _lock = threading.Lock()
@@ -170,26 +245,49 @@ def _autoload_disabled() -> bool:
     return os.environ.get("CONVKIT_DISABLE_PLUGIN_AUTOLOAD", "").strip() not in ("", "0")
 
 
+def _disabled_plugins() -> set[str]:
+    value = os.environ.get("CONVKIT_DISABLED_PLUGINS", "")
+    return {n.strip() for n in value.split(",") if n.strip()}
+
+
 def _load() -> PluginHost:
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
+    if os.environ.get("CONVKIT_TRACE_PLUGINS", "").strip() not in ("", "0"):
+        pm.trace.root.setwriter(sys.stderr.write)
+        pm.enable_tracing()
     registry = BackendRegistry()
+    kernels = KernelRegistry()
     fails: list[PluginFailure] = []
+    skipped: list[str] = []
     builtins_only = _autoload_disabled()
+    disabled = _disabled_plugins()
     for ep in _ordered(entry_points(group=ENTRY_POINT_GROUP)):
         dist = ep.dist.name if ep.dist is not None else None
         version = ep.dist.version if ep.dist is not None else None
         if builtins_only and dist != BUILTIN_DISTRIBUTION:
             continue
+        if ep.name in disabled or (dist is not None and dist in disabled):
+            if ep.name == UNDISABLEABLE and dist == BUILTIN_DISTRIBUTION:
+                warnings.warn(
+                    f"CONVKIT_DISABLED_PLUGINS names {ep.name!r}, the built-in NumPy backend, "
+                    f"which cannot be disabled: every other backend relies on it for NumPy "
+                    f"arrays. It stays loaded.",
+                    PluginWarning,
+                    stacklevel=2,
+                )
+            else:
+                skipped.append(ep.name)
+                continue
         try:
             _register(pm, ep)
             registry._begin(ep.name, dist, version)
-            caller = pm.subset_hook_caller(
-                "convkit_add_backends",
-                remove_plugins=[p for n, p in pm.list_name_plugin() if n != ep.name],
-            )
-            caller(registry=registry)
+            kernels._begin(ep.name)
+            others = [p for n, p in pm.list_name_plugin() if n != ep.name]
+            pm.subset_hook_caller("convkit_add_backends", remove_plugins=others)(registry=registry)
+            pm.subset_hook_caller("convkit_add_kernels", remove_plugins=others)(registry=kernels)
             registry._commit()
+            kernels._commit()
         except Exception as exc:
             if pm.has_plugin(ep.name):
                 pm.unregister(name=ep.name)
@@ -205,7 +303,9 @@ def _load() -> PluginHost:
                 PluginWarning,
                 stacklevel=2,
             )
-    return PluginHost(manager=pm, registry=registry, failures=fails)
+    return PluginHost(
+        manager=pm, registry=registry, failures=fails, kernels=kernels, disabled=skipped
+    )
 
 
 def _ordered(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
@@ -220,8 +320,23 @@ def _ordered(eps: Iterable[EntryPoint]) -> list[EntryPoint]:
     return sorted(eps, key=key)
 
 
+class PluginAPIError(RuntimeError):
+    """A plugin written for another plugin API than this convkit provides."""
+
+
 def _register(pm: pluggy.PluginManager, ep: EntryPoint) -> None:
     plugin: Any = ep.load()
+    stated = getattr(plugin, "CONVKIT_PLUGIN_API", None)
+    if stated is None:
+        raise PluginAPIError(
+            f"plugin {ep.name!r} states no CONVKIT_PLUGIN_API; this convkit provides plugin "
+            f"API {PLUGIN_API_VERSION}"
+        )
+    if stated != PLUGIN_API_VERSION:
+        raise PluginAPIError(
+            f"plugin {ep.name!r} was written for convkit plugin API {stated}; this convkit "
+            f"provides plugin API {PLUGIN_API_VERSION}"
+        )
     pm.register(plugin, name=ep.name)
     try:
         pm.check_pending()

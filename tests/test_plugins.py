@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import convkit as ck
@@ -22,12 +23,19 @@ import numpy as np
 import convkit
 from convkit_numpy import NumpyBackend
 
+CONVKIT_PLUGIN_API = 1
+
+class {cls}(NumpyBackend):
+    name = "{name}"
+"""
+
+SUBCLASS = """
 class {cls}(NumpyBackend):
     name = "{name}"
 """
 
 PLUGINS = {
-    # a good plugin: a NumPy-based backend under another name
+    # a good plugin: a NumPy-based backend under another name, and a named kernel
     "ck-good": (
         "ck_good",
         BACKEND.format(cls="Good", name="good")
@@ -35,6 +43,11 @@ PLUGINS = {
 @convkit.hookimpl
 def convkit_add_backends(registry):
     registry.add(Good())
+
+@convkit.hookimpl
+def convkit_add_kernels(registry):
+    registry.add("cross", "image", lambda size=3: np.eye(size) + np.eye(size)[::-1],
+                 "an X: cross:size=5")
 """,
     ),
     # declares narrow capabilities: the core must refuse what it cannot do
@@ -61,11 +74,16 @@ def convkit_add_backends(registry):
 raise RuntimeError("this plugin is broken on purpose")
 """,
     ),
+    # written for a plugin API this convkit does not provide
+    "ck-future-api": ("ck_future_api", "CONVKIT_PLUGIN_API = 2\n"),
+    # states no plugin API at all
+    "ck-no-api": ("ck_no_api", "import convkit\n"),
     # misspelled hook name: caught by check_pending()
     "ck-misspelled": (
         "ck_misspelled",
         """
 import convkit
+CONVKIT_PLUGIN_API = 1
 
 @convkit.hookimpl
 def convkit_add_backend(registry):
@@ -77,6 +95,7 @@ def convkit_add_backend(registry):
         "ck_bad_signature",
         """
 import convkit
+CONVKIT_PLUGIN_API = 1
 
 @convkit.hookimpl
 def convkit_add_backends(registry, extra):
@@ -102,6 +121,42 @@ def convkit_add_backends(registry):
 @convkit.hookimpl
 def convkit_add_backends(registry):
     registry.add(Dup())
+""",
+    ),
+    # a backend that raises when called
+    "ck-raises-at-call": (
+        "ck_raises_at_call",
+        BACKEND.format(cls="Crash", name="crash")
+        + """
+def _conv(self, *args, **kwargs):
+    raise ZeroDivisionError("the backend fell over")
+
+Crash.conv = _conv
+
+@convkit.hookimpl
+def convkit_add_backends(registry):
+    registry.add(Crash())
+""",
+    ),
+    # backends that return the wrong shape, or the wrong dtype
+    "ck-wrong-results": (
+        "ck_wrong_results",
+        BACKEND.format(cls="Short", name="short")
+        + SUBCLASS.format(cls="Single", name="single")
+        + """
+def _short(self, x, w, b, spec, options):
+    return NumpyBackend.conv(self, x, w, b, spec, options)[..., :-1]
+
+def _single(self, x, w, b, spec, options):
+    return NumpyBackend.conv(self, x, w, b, spec, options).astype(np.float32)
+
+Short.conv = _short
+Single.conv = _single
+
+@convkit.hookimpl
+def convkit_add_backends(registry):
+    registry.add(Short())
+    registry.add(Single())
 """,
     ),
 }
@@ -209,9 +264,19 @@ def test_broken_plugins_are_reported_and_isolated(plugin_site: Path) -> None:
         in out
     )
     assert "FAIL ck_raises ck-raises | ValueError: failed after adding one backend" in out
+    assert (
+        "FAIL ck_future_api ck-future-api | PluginAPIError: plugin 'ck_future_api' was written "
+        "for convkit plugin API 2; this convkit provides plugin API 1" in out
+    )
+    assert (
+        "FAIL ck_no_api ck-no-api | PluginAPIError: plugin 'ck_no_api' states no "
+        "CONVKIT_PLUGIN_API; this convkit provides plugin API 1" in out
+    )
     names = eval(out.split("NAMES ")[1].splitlines()[0])
-    assert sorted(names) == ["good", "limited", "numpy", "scipy", "torch"]  # no 'half' left
-    assert "WARNINGS 5" in out
+    assert sorted(names) == sorted(
+        ["crash", "good", "limited", "numpy", "scipy", "short", "single", "torch"]
+    )  # no 'half' left behind
+    assert "WARNINGS 7" in out
     assert "GOOD [[[2.0, 2.0, 2.0]]]" in out
 
 
@@ -336,3 +401,98 @@ def test_conformance_suite_skips_undeclared_cases_with_the_reason(
     assert "backend 'limited' declares no complex128 support" in result.stdout
     assert "backend 'limited' declares no padding_mode='reflect'" in result.stdout
     assert re.search(r"\d+ passed, \d+ skipped", result.stdout)
+
+
+def test_a_backend_failing_at_call_time_is_named(plugin_site: Path) -> None:
+    result = run_python(
+        """
+        import numpy as np, convkit as ck
+        x, w = np.ones((1, 1, 6)), np.ones((1, 1, 3))
+        for name in ("crash", "short", "single"):
+            try:
+                ck.conv(x, w, backend=name)
+                print(name, "no error")
+            except ck.BackendError as exc:
+                print(name, exc)
+        print("numpy still works:", ck.conv(x, w, backend="numpy").tolist())
+        """,
+        plugin_site,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (
+        "crash backend 'crash' from plugin 'ck_raises_at_call' (ck-raises-at-call 1.2.3) failed "
+        "in conv(): ZeroDivisionError: the backend fell over" in out
+    )
+    assert (
+        "short backend 'short' from plugin 'ck_wrong_results' (ck-wrong-results 1.2.3) returned "
+        "its result with shape (1, 1, 3) and dtype float64; expected shape (1, 1, 4) and dtype "
+        "float64" in out
+    )
+    assert "single backend 'single' from plugin 'ck_wrong_results'" in out
+    assert "dtype float32; expected shape (1, 1, 4) and dtype float64" in out
+    assert "numpy still works: [[[3.0, 3.0, 3.0, 3.0]]]" in out
+
+
+def test_disabled_plugins_are_skipped_but_numpy_stays(plugin_site: Path) -> None:
+    code = (
+        "import sys, warnings; warnings.simplefilter('always')\n"
+        "import convkit as ck; from convkit import plugins\n"
+        "print('NAMES', sorted(b.name for b in ck.list_backends()))\n"
+        "print('DISABLED', sorted(plugins.host().disabled))\n"
+    )
+
+    def listed(out: str, key: str) -> list[str]:
+        return eval(next(line for line in out.splitlines() if line.startswith(key))[len(key) :])
+
+    result = run_python(code, plugin_site, CONVKIT_DISABLED_PLUGINS="ck_good, scipy, numpy")
+    assert result.returncode == 0, result.stderr
+    names = listed(result.stdout, "NAMES")
+    assert "good" not in names and "scipy" not in names and "numpy" in names
+    assert listed(result.stdout, "DISABLED") == ["ck_good", "scipy"]
+    assert "the built-in NumPy backend, which cannot be disabled" in result.stderr
+    # a distribution name works too
+    result = run_python(code, plugin_site, CONVKIT_DISABLED_PLUGINS="ck-limited")
+    assert "limited" not in listed(result.stdout, "NAMES")
+
+
+def test_trace_prints_hook_calls(plugin_site: Path) -> None:
+    result = run_python(
+        "import convkit as ck; ck.list_backends()", plugin_site, CONVKIT_TRACE_PLUGINS="1"
+    )
+    assert result.returncode == 0
+    assert "convkit_add_backends" in result.stderr and "convkit_add_kernels" in result.stderr
+
+
+def test_every_hook_has_a_test() -> None:
+    """Each hook spec is exercised by name somewhere in the tests."""
+    from convkit import hookspecs
+
+    here = Path(__file__).parent
+    sources = "".join(p.read_text() for p in here.glob("test_*.py"))
+    for hook in (n for n in dir(hookspecs) if n.startswith("convkit_")):
+        assert f"def {hook}(" in sources, f"no test plugin implements {hook}"
+
+
+def test_a_plugin_kernel_reaches_the_filter_command(plugin_site: Path, tmp_path: Path) -> None:
+    pytest.importorskip("PIL", reason="the filter command writes images with Pillow")
+    from convkit.adapters import image
+
+    image.save(tmp_path / "in.png", np.full((1, 9, 9), 0.5))
+    result = run_python(
+        "import sys; from convkit.cli import main; sys.exit(main(sys.argv[1:]))",
+        plugin_site,
+    )
+    assert result.returncode == 2  # no arguments: usage
+    code = (
+        "import sys; from convkit.cli import main\n"
+        f"sys.exit(main(['filter', r'{tmp_path / 'in.png'}', r'{tmp_path / 'out.png'}', "
+        "'--kernel', 'cross:size=5']))"
+    )
+    result = run_python(code, plugin_site)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.png").is_file()
+    listed = run_python(
+        "from convkit.adapters.kernels import available; print(sorted(available()))", plugin_site
+    )
+    assert "'cross'" in listed.stdout

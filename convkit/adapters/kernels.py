@@ -124,6 +124,20 @@ KERNELS: dict[str, KernelSpec] = {
 }
 
 
+def available() -> dict[str, KernelSpec]:
+    """The built-in kernels and those plugins contributed (``convkit_add_kernels``)."""
+    from convkit import plugins
+
+    contributed = plugins.host().kernels
+    extra = {}
+    for name in contributed.names():
+        entry = contributed.get(name)
+        if entry is not None:
+            doc = entry.doc or f"from plugin {entry.plugin!r}"
+            extra[name] = KernelSpec(name, entry.domain, entry.build, doc)
+    return {**KERNELS, **extra}
+
+
 def parse(text: str) -> tuple[str, dict[str, Any]]:
     """Split ``"name:key=value,key=value"``; values become ints or floats.
 
@@ -156,11 +170,12 @@ def kernel(text: str, *, rate: int | None = None, domain: str | None = None) -> 
     [[0.25, 0.25], [0.25, 0.25]]
     """
     name, params = parse(text)
-    spec = KERNELS.get(name)
+    known = available()
+    spec = known.get(name)
     if spec is None:
-        raise ValueError(f"unknown kernel {name!r}; valid kernels: {', '.join(sorted(KERNELS))}")
+        raise ValueError(f"unknown kernel {name!r}; valid kernels: {', '.join(sorted(known))}")
     if domain is not None and spec.domain != domain:
-        valid = ", ".join(sorted(n for n, s in KERNELS.items() if s.domain == domain))
+        valid = ", ".join(sorted(n for n, s in known.items() if s.domain == domain))
         raise ValueError(f"kernel {name!r} is for {spec.domain}, not {domain}; use one of {valid}")
     accepted = [p for p in inspect.signature(spec.build).parameters if p != "rate"]
     unknown = sorted(set(params) - set(accepted))

@@ -15,10 +15,13 @@ from convkit.padding import pad_numpy
 from convkit.plugins import BackendRegistry
 from convkit.spec import ConvSpec
 
+CONVKIT_PLUGIN_API = 1
+"""The convkit plugin API this plugin was written for."""
+
 
 class NumpyBackend(Backend):
-    """Pure NumPy: padded input in channels-last order, gathered tap by tap into a
-    bounded column buffer, contracted with one matrix product per chunk and group."""
+    """Pure NumPy: the padded input gathered tap by tap into a bounded column buffer
+    (im2col) and contracted with one matrix product per chunk; FFTs by ``numpy.fft``."""
 
     name = "numpy"
     capabilities = Capabilities(

@@ -17,6 +17,9 @@ from convkit.plugins import BackendRegistry
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
+CONVKIT_PLUGIN_API = 1
+"""The convkit plugin API this plugin was written for."""
+
 
 class ScipyBackend(Backend):
     """NumPy arrays, computed by SciPy. ``convolve``/``correlate`` call

@@ -16,6 +16,9 @@ from convkit.plugins import BackendRegistry
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
+CONVKIT_PLUGIN_API = 1
+"""The convkit plugin API this plugin was written for."""
+
 
 class TorchBackend(Backend):
     """torch tensors on the CPU or a CUDA device. One to three spatial dimensions go to
