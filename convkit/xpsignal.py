@@ -191,6 +191,11 @@ def _pad_axis(xp: Any, a: Any, axis: int, length: int) -> Any:
 
 
 def _device(a: Any) -> Any:
+    """The device of an array: its ``.device`` (NumPy 2, torch, JAX), else
+    array-api-compat's answer."""
+    dev = getattr(a, "device", None)
+    if dev is not None and not callable(dev):
+        return dev
     from array_api_compat import device
 
     return device(a)

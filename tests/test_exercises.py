@@ -135,3 +135,22 @@ def test_unknown_exercise_is_named(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "unknown exercise(s) delta1; valid: delta0, invariance" in result.stderr
+
+
+def test_the_main_job_needs_no_torch(tmp_path: Path) -> None:
+    """The README's first command installs only the `exercises` extra: no torch, no
+    array-api-compat. Block both and run exercises that train and differentiate."""
+    code = (
+        "import sys\n"
+        "class NotInstalled:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'torchaudio', 'array_api_compat'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, NotInstalled())\n"
+        "from convkit.cli import main\n"
+        f"sys.exit(main(['exercises', '--quick', '--only', 'delta0', 'invariance', 'text', "
+        f"'--out', r'{tmp_path}']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "invariance" in result.stdout and (tmp_path / "report.md").is_file()

@@ -16,7 +16,8 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 def load(path: str | os.PathLike[str], mode: str = "auto") -> np.ndarray:
     """Read a PNG or JPEG as float32 ``(C, H, W)`` in [0, 1]: ``C`` is 1 for greyscale,
-    3 for colour (``mode="auto"``), or forced with ``mode="grey"`` / ``"rgb"``.
+    3 for colour (``mode="auto"``), or forced with ``mode="grey"`` / ``"rgb"``. An alpha
+    channel is dropped (convkit filters colour, not transparency).
 
     Pillow's decompression-bomb guard stays on: an absurdly large image is refused.
     """

@@ -86,7 +86,10 @@ def write_report(results: Sequence[Result], ctx: Context, seconds: dict[str, flo
         "| exercise | key number | verdict | seconds |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {r.name} | {r.key} | {r.verdict} | {seconds[r.name]:.1f} |" for r in results]
+    lines += [
+        f"| {r.name} | {_cell(r.key)} | {_cell(r.verdict)} | {seconds[r.name]:.1f} |"
+        for r in results
+    ]
     for r in results:
         lines += ["", f"## {r.title}", "", f"**{r.verdict}**", ""]
         if r.details:
@@ -107,6 +110,11 @@ def write_report(results: Sequence[Result], ctx: Context, seconds: dict[str, flo
     ]
     with atomic_output(ctx.out / "report.json") as f:
         f.write(json.dumps(payload, indent=2, default=_plain).encode())
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell (a bare ``|`` would end the cell)."""
+    return text.replace("|", "\\|")
 
 
 def _plain(value: Any) -> Any:
