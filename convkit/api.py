@@ -39,7 +39,8 @@ def get_backend(backend: str | None = None) -> selection.Selection:
     >>> ck.get_backend("torch:cuda")
     Selection(name='torch', options={'device': 'cuda'}, source='argument')
     """
-    return selection.resolve(backend)
+    sel = selection.resolve(backend)
+    return sel if sel.name == selection.AUTO else selection.for_backend(sel, sel.name)
 
 
 def list_backends() -> list[BackendInfo]:
@@ -121,7 +122,7 @@ def conv(
                 f"{dtype} of x and weight"
             )
 
-    target = _backend(host, sel, x_owner)
+    target, sel = _backend(host, sel, x_owner)
     _check_capabilities(target, sel, spec, dtype)
     spec = dataclasses.replace(spec, method=_conv_method(target, spec, method).method)
 
@@ -136,9 +137,7 @@ def conv(
     _check_result(host, target, y, spec.output_shape, dtype, "its result")
     if not batched:
         y = y[0]
-    if x_owner is target:
-        return x_owner.restore(y, like=x)
-    return x_owner.restore(target.to_numpy(y), like=x)
+    return _back(target, x_owner, y, x)
 
 
 def conv_vjp(
@@ -194,7 +193,7 @@ def conv_vjp(
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"conv_vjp computes real gradients; x and weight have dtype {dtype}")
     _check_dtype("grad_out", g_owner.dtype_name(grad_out))
-    target = _backend(host, sel, x_owner)
+    target, sel = _backend(host, sel, x_owner)
     _check_capabilities(target, sel, spec, dtype)
     xb = _to_backend(target, x_owner, x, dtype, sel.options)
     wb = _to_backend(target, w_owner, weight, dtype, sel.options)
@@ -265,6 +264,11 @@ def conv_transpose(
             f"x has C_in={x_shape[1]} channels (x.shape={tuple(x.shape)}) but weight.shape="
             f"{w_shape} expects C_in={w_shape[0]}"
         )
+    if not isinstance(groups, int) or groups < 1 or x_shape[1] % groups:
+        raise ValueError(
+            f"groups={groups!r} must be a positive divisor of C_in={x_shape[1]} (the "
+            f"channels of x); the output gets C_out = weight.shape[1] * groups channels"
+        )
     if isinstance(padding, str):
         raise ValueError(
             f"padding={padding!r}: conv_transpose takes an int, one int per dimension or "
@@ -305,7 +309,7 @@ def conv_transpose(
             f"{tuple(bias.shape)}"
         )
     dtype = _result_dtype(x_owner.dtype_name(x), w_owner.dtype_name(weight))
-    target = _backend(host, sel, x_owner)
+    target, sel = _backend(host, sel, x_owner)
     _check_capabilities(target, sel, spec, dtype)
     xb = _to_backend(target, x_owner, x, dtype, sel.options)
     wb = _to_backend(target, w_owner, weight, dtype, sel.options)
@@ -367,7 +371,7 @@ def choose_conv_method(
         groups=groups,
         padding_mode=padding_mode,
     )
-    target = _backend(host, sel, _owner(host, x, "x"))
+    target, sel = _backend(host, sel, _owner(host, x, "x"))
     return _conv_method(target, spec, "auto")
 
 
@@ -459,7 +463,7 @@ def choose_method(
     a_owner, b_owner = _owner(host, a, "in1"), _owner(host, b, "in2")
     spec = SignalSpec.build(tuple(a.shape), tuple(b.shape), mode, axes)
     dtype = _signal_dtype(a_owner.dtype_name(a), b_owner.dtype_name(b))
-    target = _backend(host, sel, a_owner)
+    target, sel = _backend(host, sel, a_owner)
     exact = _fft_exact(a_owner, a, b_owner, b, spec, dtype)
     return _signal_method(target, spec, "auto", dtype, exact)
 
@@ -501,12 +505,27 @@ def _signal_method(
         "direct": model.convolve_direct(spec),
         "fft": model.convolve_fft(spec, xpsignal.oa_blocks(spec)),
     }
+    if method == "direct" and not target.capabilities.supports_ndim(max(1, len(spec.conv_axes))):
+        raise ValueError(
+            f"method='direct' on backend {target.name!r} needs a {len(spec.conv_axes)}-d conv; "
+            f"it supports {target.capabilities.describe_ndim()} spatial dimensions (use "
+            f"method='fft' or 'auto')"
+        )
     if method != "auto":
         return MethodChoice(method, target.name, costs, "requested")
     if not fft_exact:
         costs["fft"] = math.inf
         return MethodChoice(
             "direct", target.name, costs, "integer inputs too large for an exact FFT"
+        )
+    if not target.capabilities.supports_ndim(max(1, len(spec.conv_axes))):
+        costs["direct"] = math.inf
+        return MethodChoice(
+            "fft",
+            target.name,
+            costs,
+            f"the direct method would need {len(spec.conv_axes)}-d conv, which the backend "
+            f"does not declare",
         )
     best = min(costs, key=costs.__getitem__)
     return MethodChoice(best, target.name, costs, "lowest estimated cost")
@@ -528,7 +547,7 @@ def _signal(
     a_owner, b_owner = _owner(host, a, "in1"), _owner(host, b, "in2")
     spec = SignalSpec.build(tuple(a.shape), tuple(b.shape), mode, axes, correlate=correlate)
     dtype = _signal_dtype(a_owner.dtype_name(a), b_owner.dtype_name(b))
-    target = _backend(host, sel, a_owner)
+    target, sel = _backend(host, sel, a_owner)
     caps = target.capabilities
     if dtype not in caps.dtypes and dtype not in INTEGER_DTYPES:
         raise TypeError(
@@ -536,18 +555,27 @@ def _signal(
             f"{', '.join(caps.dtypes)}"
         )
     _check_options(target, sel)
-    fft_exact = _fft_exact(a_owner, a, b_owner, b, spec, dtype)
+    integer = dtype in INTEGER_DTYPES
+    has_f64 = "float64" in caps.dtypes
+    # integers are exact through float64 only where the backend really computes in it
+    fft_exact = has_f64 and _fft_exact(a_owner, a, b_owner, b, spec, dtype)
+    if integer and method == "fft" and not has_f64:
+        raise ValueError(
+            f"backend {target.name!r} has no float64, so its FFT cannot keep integers "
+            f"exact; use method='direct' or cast to float"
+        )
     choice = _signal_method(target, spec, method, dtype, fft_exact)
     compute = dtype
-    if dtype in INTEGER_DTYPES and choice.method == "direct":
+    if integer and choice.method == "direct":
         taps = math.prod(min(spec.shape1[i], spec.shape2[i]) for i in spec.conv_axes)
-        if xpsignal.integer_exact(_max_abs(a_owner, a), _max_abs(b_owner, b), taps):
-            compute = "float64"  # exact, and BLAS-fast
+        exact = xpsignal.integer_exact(_max_abs(a_owner, a), _max_abs(b_owner, b), taps)
+        if has_f64 and exact:
+            compute = "float64"  # exact there, and BLAS-fast
         elif not caps.integer_conv:
+            why = "their partial sums may exceed 2**53" if has_f64 else "it has no float64"
             raise ValueError(
-                f"backend {target.name!r} cannot convolve these integers exactly: their "
-                f"partial sums may exceed 2**53; use backend='numpy' (exact integer "
-                f"arithmetic) or cast to float"
+                f"backend {target.name!r} cannot convolve these integers exactly: {why}; "
+                f"use backend='numpy' (exact integer arithmetic) or cast to float"
             )
     an = _to_backend(target, a_owner, a, compute, sel.options)
     bn = _to_backend(target, b_owner, b, compute, sel.options)
@@ -556,9 +584,7 @@ def _signal(
         xp = target.namespace()
         y = xp.astype(xp.round(y), getattr(xp, dtype))
     _check_result(host, target, y, spec.output_shape, dtype, "its result")
-    if a_owner is target:
-        return a_owner.restore(y, like=a)
-    return a_owner.restore(target.to_numpy(y), like=a)
+    return _back(target, a_owner, y, a)
 
 
 # -- helpers shared by the operations ------------------------------------------------
@@ -604,9 +630,10 @@ def _check_result(
 
 def _back(target: Backend, owner: Backend, y: Any, like: Any) -> Any:
     """A result of ``target`` in the array type (and device) of ``like``."""
-    if owner is target:
-        return owner.restore(y, like=like)
-    return owner.restore(target.to_numpy(y), like=like)
+    host = plugins.host()
+    if owner is not target:
+        y = _call(host, target, "to_numpy", y)
+    return _call(host, owner, "restore", y, like)
 
 
 def _as_array(obj: Any) -> Any:
@@ -633,8 +660,8 @@ def _check_dtype(argument: str, name: str) -> str:
     if name not in FLOAT_DTYPES + COMPLEX_DTYPES:
         raise TypeError(
             f"{argument} has dtype {name}; convkit computes in "
-            f"{', '.join(FLOAT_DTYPES + COMPLEX_DTYPES)} (cast integer data first, e.g. "
-            f"x.astype('float32'))"
+            f"{', '.join(FLOAT_DTYPES + COMPLEX_DTYPES)}; cast first, e.g. "
+            f"x.astype('float32')"
         )
     return name
 
@@ -645,11 +672,16 @@ def _result_dtype(x_dtype: str, w_dtype: str) -> str:
     return str(np.result_type(np.dtype(x_dtype), np.dtype(w_dtype)))
 
 
-def _backend(host: plugins.PluginHost, sel: selection.Selection, owner: Backend) -> Backend:
-    """The backend object for a selection; ``auto`` means the input's owner."""
+def _backend(
+    host: plugins.PluginHost, sel: selection.Selection, owner: Backend
+) -> tuple[Backend, selection.Selection]:
+    """The backend object for a selection (``auto`` means the input's owner), and the
+    selection completed with that backend's options from the config file."""
     if sel.name == selection.AUTO:
-        return _check_available(owner)
-    return _check_available(_registered(host, sel), sel.source)
+        target = _check_available(owner)
+    else:
+        target = _check_available(_registered(host, sel), sel.source)
+    return target, selection.for_backend(sel, target.name)
 
 
 def _registered(host: plugins.PluginHost, sel: selection.Selection) -> Backend:
@@ -674,7 +706,8 @@ def check_selection(sel: selection.Selection) -> None:
     backend, unusable options), or return ``None``."""
     if sel.name == selection.AUTO:
         return
-    _check_options(_check_available(_registered(plugins.host(), sel), sel.source), sel)
+    backend = _check_available(_registered(plugins.host(), sel), sel.source)
+    _check_options(backend, selection.for_backend(sel, backend.name))
 
 
 def _check_available(backend: Backend, source: str | None = None) -> Backend:
@@ -721,10 +754,15 @@ def _check_options(backend: Backend, sel: selection.Selection) -> None:
             f"backend {backend.name!r} does not take option(s) {', '.join(unknown)} (from "
             f"{sel.source}); it takes {', '.join(caps.options) or 'no options'}"
         )
-    backend.check_options(sel.options)
+    try:
+        backend.check_options(sel.options)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (from {sel.source})") from exc
 
 
 def _to_backend(target: Backend, owner: Backend, obj: Any, dtype: str, options: Any) -> Any:
-    if owner is target:
-        return target.asarray(obj, dtype, options)
-    return target.asarray(owner.to_numpy(obj), dtype, options)
+    """``obj`` (owned by ``owner``) in ``target``'s array type and ``dtype``, once."""
+    host = plugins.host()
+    if owner is not target:
+        obj = _call(host, owner, "to_numpy", obj)
+    return _call(host, target, "asarray", obj, dtype, options)

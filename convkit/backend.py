@@ -153,9 +153,7 @@ class Backend:
         xp = self.namespace()
         if method == "fft":
             return xpsignal.fft_convolve(xp, in1, in2, spec, self.fft_module())
-        return xpsignal.direct_convolve(
-            xp, lambda x, w, s: self.conv(x, w, None, s, options), in1, in2, spec
-        )
+        return xpsignal.direct_convolve(xp, self._conv_fn(options), in1, in2, spec)
 
     def conv(
         self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
@@ -214,11 +212,28 @@ class Backend:
         return y
 
     def _conv_fn(self, options: Mapping[str, Any]) -> xpsignal.ConvFn:
-        """This backend's ``conv`` without bias, each call by its cheaper method."""
-        costs = self.capabilities.costs
+        """This backend's ``conv`` without bias, each call by its cheaper method, for the
+        algorithms built on it. Dilation and groups it does not declare are rewritten:
+        a dilated kernel becomes a larger one with zeros between the taps, and a grouped
+        call one call per group."""
+        caps = self.capabilities
+        xp = self.namespace()
 
         def conv(x: Any, w: Any, spec: ConvSpec) -> Any:
-            method = "fft" if costs.conv_fft(spec) < costs.conv_direct(spec) else "direct"
+            if not caps.dilation and any(d > 1 for d in spec.dilation):
+                w = xpsignal.dilate(xp, w, spec.dilation)
+                spec = dataclasses.replace(
+                    spec, kernel_size=spec.kernel_extent, dilation=(1,) * spec.ndim
+                )
+            if not caps.groups and spec.groups > 1:
+                cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+                one = dataclasses.replace(spec, in_channels=cg, out_channels=og, groups=1)
+                parts = [
+                    conv(x[:, g * cg : (g + 1) * cg], w[g * og : (g + 1) * og], one)
+                    for g in range(spec.groups)
+                ]
+                return xp.concat(parts, axis=1)
+            method = "fft" if caps.costs.conv_fft(spec) < caps.costs.conv_direct(spec) else "direct"
             return self.conv(x, w, None, dataclasses.replace(spec, method=method), options)
 
         return conv

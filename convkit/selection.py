@@ -114,16 +114,25 @@ def set_backend(name: str | None, **options: Any) -> None:
 
 
 def resolve(backend: str | None = None) -> Selection:
-    """Resolve the backend a call with argument ``backend=`` would use.
+    """Resolve the backend a call with argument ``backend=`` would use (the name may be
+    ``"auto"``; :func:`for_backend` adds the per-backend options once it is known)."""
+    return _resolve_level(backend, load_config())
 
-    The options include the per-backend table of the config file, if any.
-    """
+
+def for_backend(selection: Selection, name: str) -> Selection:
+    """``selection`` for the backend ``name`` that will run: the config file's
+    ``[tool.convkit.NAME]`` table under the selection's own options, and a source that
+    names both."""
     config = load_config()
-    selection = _resolve_level(backend, config)
-    table = config.backend_options.get(selection.name, {}) if config else {}
-    if table:
-        selection = Selection(selection.name, {**table, **selection.options}, selection.source)
-    return selection
+    table = config.backend_options.get(name, {}) if config else {}
+    if not table or config is None:
+        return Selection(name, selection.options, selection.source)
+    where = f"{config.path}: " + (
+        f"[tool.convkit.{name}]" if config and config.table else f"[{name}]"
+    )
+    source = selection.source if selection.source != "default" else ""
+    source = f"{source}; {where}" if source else where
+    return Selection(name, {**table, **selection.options}, source)
 
 
 def _resolve_level(backend: str | None, config: Config | None) -> Selection:

@@ -392,6 +392,8 @@ def conv_input_grad(xp: Any, conv: ConvFn, grad_out: Any, w: Any, spec: ConvSpec
     the gradient spreads ``grad_out`` back the same way: dilate ``grad_out`` by the
     stride, pad it by ``E - 1`` (plus the rows the forward pass never reached), and
     correlate it with the kernel flipped and its in/out channels swapped per group.
+    ``grad_out`` may cover fewer positions than ``spec.output_size`` (a transposed
+    convolution with a large ``output_padding`` is the adjoint of such a cropped conv).
     Returns ``(N, C_in, *P)``.
     """
     g = spec.groups
@@ -404,7 +406,7 @@ def conv_input_grad(xp: Any, conv: ConvFn, grad_out: Any, w: Any, spec: ConvSpec
     gyd = dilate(xp, grad_out, spec.stride)  # zeros between samples, as the stride left
     pads = []
     for p, o, st, e in zip(
-        spec.padded_size, spec.output_size, spec.stride, spec.kernel_extent, strict=True
+        spec.padded_size, tuple(grad_out.shape[2:]), spec.stride, spec.kernel_extent, strict=True
     ):
         unreached = p - ((o - 1) * st + e)
         pads.append((e - 1, e - 1 + unreached))

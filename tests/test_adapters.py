@@ -239,3 +239,21 @@ def test_filter_of_an_unreadable_file_writes_nothing(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "not a readable image" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_16_bit_png_scales_by_its_bit_depth(tmp_path: Path) -> None:
+    from PIL import Image
+
+    values = np.array([[0, 999], [32768, 65535]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    loaded = image.load(tmp_path / "deep.png")
+    np.testing.assert_allclose(loaded[0], values / 65535, atol=1e-7)
+
+
+def test_filter_into_a_missing_directory_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    image.save(tmp_path / "in.png", np.full((1, 8, 8), 0.5))
+    result = convkit(
+        "filter", str(tmp_path / "in.png"), str(tmp_path / "nodir" / "out.png"), "--kernel", "box"
+    )
+    assert result.returncode == 2 and result.stderr.startswith("convkit: error:")
+    assert "Traceback" not in result.stderr

@@ -130,6 +130,7 @@ def test_the_gradient_checker_catches_a_wrong_gradient(monkeypatch: pytest.Monke
             dict(stride=2, dilation=(1, 1, 2), groups=2, output_padding=(1, 0, 1)),
         ),
         ((3, 5), (3, 2, 4), dict(stride=3, padding=2, dilation=2, output_padding=2)),  # unbatched
+        ((1, 2, 5), (2, 3, 3), dict(dilation=2, output_padding=1)),  # output_padding >= stride
     ],
     ids=str,
 )

@@ -178,11 +178,14 @@ def _bars(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def test_a_small_conv_net_learns_to_tell_bars_apart() -> None:
+@pytest.mark.parametrize("name", ["numpy", "torch"])
+def test_a_two_layer_conv_net_learns_to_tell_bars_apart(name: str) -> None:
     rng = np.random.default_rng(0)
     x, y = _bars(512, rng)
     model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1, seed=1),
+        nn.Conv2d(1, 4, 3, padding=1, backend=name, seed=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1, backend=name, seed=3),
         nn.ReLU(),
         nn.GlobalMaxPool(),
         nn.Linear(4, 2, seed=2),
@@ -325,6 +328,33 @@ def test_progress_bar_only_on_a_terminal() -> None:
 def test_bad_input(action, error, match) -> None:
     with pytest.raises(error, match=match):
         action()
+
+
+def test_more_bad_input() -> None:
+    with pytest.raises(ValueError, match=r"in_channels=0 must be a positive integer"):
+        nn.Conv2d(0, 2, 3)
+    layer = nn.Conv2d(1, 2, 3, bias=False)
+    with pytest.raises(
+        ValueError, match=r"Conv2d has no bias parameter \(it was built without one\)"
+    ):
+        layer.bias = np.zeros(2, dtype=np.float32)
+    with pytest.raises(ValueError, match=r"the gradient of weight must have shape \(2, 1, 3, 3\)"):
+        layer.weight.grad = np.zeros(3)
+    with pytest.raises(
+        ValueError, match=r"Linear expects inputs \(\.\.\., 4\); got shape \(2, 3\)"
+    ):
+        nn.Linear(4, 2)(np.ones((2, 3)))
+    flat = nn.Flatten()
+    flat(np.ones((2, 3, 4)))
+    with pytest.raises(
+        ValueError, match=r"Flatten.backward\(\) expects grad_out of the output's shape \(2, 12\)"
+    ):
+        flat.backward(np.ones((2, 11)))
+    with pytest.raises(
+        TypeError,
+        match=r"from_torch\(\) takes a torch.nn.Conv1d, Conv2d or Conv3d; got ConvTranspose2d",
+    ):
+        nn.ConvNd.from_torch(torch.nn.ConvTranspose2d(2, 2, 3))
 
 
 def test_backward_with_the_wrong_shape_is_named() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,22 +30,38 @@ def test_workspace_stays_bounded_on_a_large_input() -> None:
     assert peak <= budget < full_columns, (peak, budget, full_columns)
 
 
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape"),
+    [((1, 64, 3, 50_000), (64, 64, 3, 3)), ((1, 16, 40, 40, 40), (16, 16, 3, 3, 3))],
+)
+def test_workspace_stays_bounded_when_one_row_is_large(x_shape, w_shape) -> None:
+    x = np.ones(x_shape, dtype=np.float32)
+    w = np.ones(w_shape, dtype=np.float32)
+    tracemalloc.start()
+    try:
+        y = ck.conv(x, w, backend="numpy")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak <= x.nbytes + y.nbytes + ops.WORKSPACE_BYTES + (2 << 20), peak
+    assert np.all(y == np.prod(w_shape[1:]))
+
+
 @given(
     n=st.integers(0, 5),
-    out0=st.integers(1, 40),
-    rest=st.integers(1, 50),
-    channels=st.integers(1, 300),
+    sizes=st.lists(st.integers(1, 30), min_size=1, max_size=3),
+    channels=st.integers(1, 3000),
 )
 def test_chunks_tile_the_output_once_within_the_bound(
-    n: int, out0: int, rest: int, channels: int
+    n: int, sizes: list[int], channels: int
 ) -> None:
-    spec = ConvSpec.build((n, channels, out0 + 2, rest + 2), (1, channels, 3, 3))
-    chunks = ops._chunks(spec, itemsize=8)
-    covered = np.zeros((n, out0), dtype=int)
-    row_bytes = channels * 9 * 8
-    for n0, n1, o0, o1 in chunks:
-        covered[n0:n1, o0:o1] += 1
-        positions = (n1 - n0) * (o1 - o0) * rest
-        # one position is the smallest unit; beyond that a chunk stays under the bound
-        assert positions * row_bytes <= max(ops.WORKSPACE_BYTES, row_bytes * rest)
+    d = len(sizes)
+    spec = ConvSpec.build((n, channels, *(s + 2 for s in sizes)), (1, channels, *(3,) * d))
+    covered = np.zeros((n, *sizes), dtype=int)
+    row_bytes = channels * 3**d * 8
+    for n0, n1, lo, hi in ops._chunks(spec, itemsize=8):
+        covered[(slice(n0, n1), *(slice(a, b) for a, b in zip(lo, hi, strict=True)))] += 1
+        positions = (n1 - n0) * np.prod([b - a for a, b in zip(lo, hi, strict=True)])
+        # a single position is the smallest block; beyond that a block stays in bounds
+        assert positions == 1 or positions * row_bytes <= ops.WORKSPACE_BYTES
     assert (covered == 1).all()

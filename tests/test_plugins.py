@@ -496,3 +496,36 @@ def test_a_plugin_kernel_reaches_the_filter_command(plugin_site: Path, tmp_path:
         "from convkit.adapters.kernels import available; print(sorted(available()))", plugin_site
     )
     assert "'cross'" in listed.stdout
+
+
+def test_generic_algorithms_respect_declared_capabilities(plugin_site: Path) -> None:
+    """'limited' declares no dilation, no groups and at most 2-d: it still trains strided
+    layers (the weight gradient is a dilated conv, rewritten for it) and still convolves
+    3-d data (by FFT), and refuses only what it truly cannot do."""
+    result = run_python(
+        """
+        import numpy as np, convkit as ck
+        rng = np.random.default_rng(0)
+        x, w = rng.standard_normal((2, 2, 9, 8)), rng.standard_normal((3, 2, 3, 2))
+        g = rng.standard_normal(ck.conv(x, w, stride=2).shape)
+        ours = ck.conv_vjp(x, w, g, stride=2, backend="limited")
+        ref = ck.conv_vjp(x, w, g, stride=2, backend="numpy")
+        print("vjp", max(float(np.max(np.abs(a - b))) for a, b in zip(ours, ref)))
+        a, b = rng.standard_normal((6, 7, 8)), rng.standard_normal((3, 2, 4))
+        y = ck.convolve(a, b, backend="limited")
+        print("3d", float(np.max(np.abs(y - ck.convolve(a, b, backend="numpy")))))
+        print("choice", ck.choose_method(a, b, backend="limited").method)
+        try:
+            ck.convolve(a, b, method="direct", backend="limited")
+        except ValueError as exc:
+            print("direct", exc)
+        """,
+        plugin_site,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(" ", 1) for line in result.stdout.strip().splitlines())
+    assert float(lines["vjp"]) < 1e-12 and float(lines["3d"]) < 1e-10
+    assert lines["choice"] == "fft"
+    assert (
+        "method='direct' on backend 'limited' needs a 3-d conv; it supports 1-2" in lines["direct"]
+    )

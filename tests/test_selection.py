@@ -289,3 +289,22 @@ def test_convkit_config_naming_a_missing_file(
 def test_selection_must_be_a_name(setter: Callable[[], object]) -> None:
     with pytest.raises(TypeError, match="must be a backend name"):
         setter()
+
+
+def test_per_backend_table_applies_under_auto_and_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path / "pyproject.toml", "[tool.convkit.numpy]\nthreads = 4\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        ValueError,
+        match=rf"does not take option\(s\) threads \(from {path}: \[tool.convkit.numpy\]\)",
+    ):
+        ck.conv(np.ones((1, 1, 4)), np.ones((1, 1, 2)))  # auto picks numpy; its table applies
+    torch = pytest.importorskip("torch", reason="a torch table needs torch tensors")
+    path.write_text('[tool.convkit.torch]\ndevice = "tpu"\n')
+    with pytest.raises(
+        ValueError,
+        match=rf"device='tpu'.*\(from {path}: \[tool.convkit.torch\]\)",
+    ):
+        ck.conv(torch.ones(1, 1, 4), torch.ones(1, 1, 2))

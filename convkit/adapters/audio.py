@@ -16,7 +16,11 @@ FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 
 
 def load(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-    """Read WAV, FLAC or OGG as float32 ``(channels, time)`` and its sample rate."""
+    """Read WAV, FLAC or OGG as float32 ``(channels, time)`` and its sample rate.
+
+    A file whose data is cut off (its header promises more frames than it holds) yields
+    the frames that are there, as libsndfile reads it; a file with no readable header or
+    no frames at all is an error."""
     import soundfile
 
     try:

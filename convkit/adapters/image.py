@@ -28,10 +28,16 @@ def load(path: str | os.PathLike[str], mode: str = "auto") -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            if mode == "grey" or (mode == "auto" and img.mode in ("1", "L", "I", "I;16", "F")):
-                arr = np.asarray(img.convert("F" if img.mode in ("I", "I;16", "F") else "L"))
-                scale = 255.0 if img.mode not in ("I", "I;16", "F") else max(1.0, float(arr.max()))
-                return (arr.astype(np.float32) / scale)[None]
+            grey_modes = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+            if mode == "grey" or (mode == "auto" and img.mode in grey_modes):
+                arr: np.ndarray
+                if img.mode.startswith("I"):  # 16-bit PNGs load as I or I;16
+                    arr = np.asarray(img, dtype=np.float64) / 65535.0
+                elif img.mode == "F":
+                    arr = np.asarray(img, dtype=np.float64)
+                else:
+                    arr = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+                return arr.astype(np.float32)[None]
             arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
             return np.ascontiguousarray(arr.transpose(2, 0, 1))
     except Image.DecompressionBombError as exc:

@@ -134,13 +134,15 @@ def run(ctx: Context) -> Result:
     ax.set_ylabel("normalised correlation")
     ax.set_title("finding a 40 ms chirp in music and noise (red: true onsets)")
     figure = save_figure(fig, ctx, "audio-waldo")
-    worst = max(hunt["onset_errors_samples"])  # type: ignore[call-overload]
+    errors: list[int] = hunt["onset_errors_samples"]  # type: ignore[assignment]
+    worst = max(errors)
+    found_ok = sum(e <= 2 for e in errors)
     return Result(
         name="audio",
         title="An audio conv layer",
         verdict=f"a trained Conv1d(2→2, 63 taps) lifts the SNR from {den['snr_noisy_db']:.1f} to "
         f"{den['snr_conv1d_db']:.1f} dB (firwin low-pass: {den['snr_firwin_db']:.1f} dB); "
-        f"correlation finds all 3 hidden sounds within {worst} samples",
+        f"correlation finds {found_ok} of 3 hidden sounds within 2 samples (worst error {worst})",
         key=f"SNR {den['snr_noisy_db']:.1f} → {den['snr_conv1d_db']:.1f} dB",
         numbers={**den, **hunt, "sample_rate": RATE},
         figures=[figure],

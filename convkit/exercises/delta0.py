@@ -34,7 +34,8 @@ def run(ctx: Context) -> Result:
     return Result(
         name="delta0",
         title="Δ = 0: a 1×1 convolution is a per-pixel dense layer",
-        verdict=f"1×1 conv equals the per-pixel matrix product on {len(diffs)} backends "
+        verdict=f"1×1 conv {'equals' if worst < 1e-9 else 'differs from'} the per-pixel "
+        f"matrix product on {len(diffs)} backends "
         f"(max difference {worst:.1e}); 10^12 dense weights become {counts['1x1 conv, 3 -> 3 channels']}",
         key=f"max diff {worst:.1e}",
         numbers={"max_abs_difference": diffs, "image": list(x.shape), "parameters": counts},

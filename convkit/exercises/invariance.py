@@ -145,7 +145,8 @@ def run(ctx: Context) -> Result:
     return Result(
         name="invariance",
         title="When translation invariance is wrong",
-        verdict=f"circular padding is exactly equivariant (diff {eq['circular_max_diff']:.0e}); "
+        verdict=f"circular padding is {'exactly' if eq['circular_max_diff'] == 0 else 'not'} "
+        f"equivariant (diff {eq['circular_max_diff']:.0e}); "
         f"zero padding breaks it within {eq['zeros_error_reach_px']} px of the border; "
         f"position-labelled photos: plain conv net {plain:.0%}, with coordinate channels {coord:.0%}",
         key=f"{plain:.0%} vs {coord:.0%}",

@@ -44,6 +44,8 @@ class ConvNd(Module):
     (2, 8, 16, 16)
     """
 
+    parameter_names = ("weight", "bias")
+
     def __init__(
         self,
         in_channels: int,
@@ -80,6 +82,9 @@ class ConvNd(Module):
         self.backend = backend
         if dtype not in ("float32", "float64"):
             raise TypeError(f"dtype={dtype!r}: layers train in 'float32' or 'float64'")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"groups={groups} must divide both in_channels={in_channels} and "
@@ -175,6 +180,14 @@ class ConvNd(Module):
     @classmethod
     def from_torch(cls, module: Any, *, backend: str | None = None) -> ConvNd:
         """A layer with the configuration and weights of a ``torch.nn.Conv1d/2d/3d``."""
+        import torch
+
+        convs = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+        if not isinstance(module, convs):
+            raise TypeError(
+                f"from_torch() takes a torch.nn.Conv1d, Conv2d or Conv3d; got "
+                f"{type(module).__name__} (transposed convolutions are not ConvNd layers)"
+            )
         weight = module.weight.detach().cpu().numpy()
         d = weight.ndim - 2
         layer = ConvNd(
@@ -191,9 +204,9 @@ class ConvNd(Module):
             backend=backend,
             _ndim=d,
         )
-        layer.weight = weight
-        if module.bias is not None:
-            layer.bias = module.bias.detach().cpu().numpy()
+        layer.weight.value = weight
+        if module.bias is not None and layer.bias is not None:
+            layer.bias.value = module.bias.detach().cpu().numpy()
         return layer
 
 
@@ -366,11 +379,14 @@ class Flatten(Module):
         shape = getattr(self, "_shape", None)
         _need_forward(self, shape)
         assert shape is not None
+        _check_grad_shape(self, grad_out, (shape[0], math.prod(shape[1:])))
         return np.asarray(grad_out).reshape(shape)
 
 
 class Linear(Module):
     """``y = x @ W.T + b`` with ``W`` ``(out, in)``, initialised as PyTorch does."""
+
+    parameter_names = ("weight", "bias")
 
     def __init__(
         self,
@@ -394,7 +410,12 @@ class Linear(Module):
         self._x: np.ndarray | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        self._x = np.asarray(x)
+        x = np.asarray(x)
+        if x.ndim < 1 or x.shape[-1] != self.weight.shape[1]:
+            raise ValueError(
+                f"Linear expects inputs (..., {self.weight.shape[1]}); got shape {x.shape}"
+            )
+        self._x = x
         y = self._x @ self.weight.value.T
         return y + self.bias.value if self.bias is not None else y
 

@@ -26,7 +26,7 @@ class Parameter:
     def __init__(self, value: np.ndarray, name: str = "parameter") -> None:
         self.name = name
         self._value = np.array(value)
-        self.grad = np.zeros_like(self._value)
+        self._grad = np.zeros_like(self._value)
 
     @property
     def value(self) -> np.ndarray:
@@ -44,13 +44,27 @@ class Parameter:
         self._value = np.array(new)
 
     @property
+    def grad(self) -> np.ndarray:
+        """The accumulated gradient, of the parameter's shape and dtype."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, new: Any) -> None:
+        new = np.asarray(new)
+        if new.shape != self._value.shape:
+            raise ValueError(
+                f"the gradient of {self.name} must have shape {self._value.shape}; got {new.shape}"
+            )
+        self._grad = new.astype(self._value.dtype, copy=True)
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """The parameter's shape."""
         return tuple(self._value.shape)
 
     def zero_grad(self) -> None:
         """Reset the accumulated gradient to zeros."""
-        self.grad = np.zeros_like(self._value)
+        self._grad = np.zeros_like(self._value)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self._value if dtype is None else self._value.astype(dtype)
@@ -68,6 +82,9 @@ class Module:
     (or the selection) names.
     """
 
+    parameter_names: tuple[str, ...] = ()
+    """Attributes that hold a :class:`Parameter` (or ``None`` when the layer has none)."""
+
     def forward(self, x: Any) -> Any:
         """Compute the output and remember what :meth:`backward` needs."""
         raise NotImplementedError
@@ -84,6 +101,12 @@ class Module:
         if isinstance(current, Parameter) and not isinstance(value, Parameter):
             current.value = value  # checked: same shape and dtype
             return
+        optional = name in self.parameter_names and name in self.__dict__
+        if optional and current is None and value is not None:
+            raise ValueError(
+                f"{type(self).__name__} has no {name} parameter (it was built without "
+                f"one); build the layer with {name}=True to have one"
+            )
         object.__setattr__(self, name, value)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:

@@ -113,8 +113,8 @@ def _arrays(
     return x, w, b
 
 
-class BackendConformance:
-    """Conformance tests for one backend; a ``backend`` fixture (yours) names it."""
+class _ConvConformance:
+    """``conv`` against the formula, on one backend."""
 
     @pytest.mark.parametrize("method", ["direct", "fft"])
     @pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
@@ -209,3 +209,87 @@ class BackendConformance:
         y = ck.conv(xn, wn, b, stride=2, backend=backend)
         assert be.owns(y), f"expected the backend's own array type, got {type(y)}"
         assert_close(be.to_numpy(y), reference_conv(x, w, b, stride=2), "float32")
+
+
+SIGNAL_CASES = [
+    ((13,), (4,), None),
+    ((6, 9), (4, 3), None),
+    ((3, 40), (1, 7), 1),
+    ((2, 5, 6, 5), (1, 3, 2, 3), (1, 2, 3)),
+]
+
+
+class SignalConformance:
+    """``convolve``, ``correlate``, ``conv_vjp`` and ``conv_transpose`` on one backend,
+    against SciPy and convkit's own reference; mixed into :class:`BackendConformance`."""
+
+    @pytest.mark.parametrize("method", ["direct", "fft"])
+    @pytest.mark.parametrize("mode", ["full", "same", "valid"])
+    @pytest.mark.parametrize("case", SIGNAL_CASES, ids=lambda c: f"{c[0]}*{c[1]}")
+    def test_convolve_and_correlate_match_scipy(
+        self, backend: str, case: Any, mode: str, method: str
+    ) -> None:
+        import scipy.signal
+
+        from convkit.signalspec import SignalSpec
+
+        s1, s2, axes = case
+        be = _backend(backend)
+        conv_dims = len(SignalSpec.build(s1, s2, mode, axes).conv_axes)
+        _require(be, conv_dims if method == "direct" else 1, "float32")
+        dtype = "float64" if "float64" in be.capabilities.dtypes else "float32"
+        rng = np.random.default_rng(5)
+        a, b = rng.standard_normal(s1).astype(dtype), rng.standard_normal(s2).astype(dtype)
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        flipped = np.flip(b64, axis=axes) if axes is not None else np.flip(b64)
+        for op, reference in (
+            (ck.convolve, scipy.signal.fftconvolve(a64, b64, mode, axes=axes)),
+            (ck.correlate, scipy.signal.fftconvolve(a64, flipped, mode, axes=axes)),
+        ):
+            y = op(a, b, mode, axes=axes, method=method, backend=backend)
+            assert_close(y, reference, dtype, method="fft")
+
+    @pytest.mark.parametrize("method", ["direct", "fft", "auto"])
+    def test_integers_stay_exact_or_are_refused(self, backend: str, method: str) -> None:
+        import scipy.signal
+
+        _require(_backend(backend))
+        a = np.arange(4001, 4101, dtype=np.int32)
+        b = np.arange(4099, 4199, dtype=np.int32)
+        expected = scipy.signal.convolve(a.astype(np.int64), b.astype(np.int64), method="direct")
+        try:
+            y = ck.convolve(a, b, method=method, backend=backend)
+        except ValueError as exc:  # a clear refusal is allowed; a wrong answer is not
+            assert "exact" in str(exc)
+            return
+        np.testing.assert_array_equal(np.asarray(y), expected)
+
+    def test_gradients_match_finite_differences(self, backend: str) -> None:
+        from convkit.testing import check_grads
+
+        be = _backend(backend)
+        _require(be, 2, "float64")
+        check_grads(
+            backend,
+            (2, 2, 7, 6),
+            (3, 2, 3, 2),
+            stride=2,
+            padding=1,
+            padding_mode="reflect" if "reflect" in be.capabilities.padding_modes else "zeros",
+        )
+
+    def test_conv_transpose_is_the_adjoint_of_conv(self, backend: str) -> None:
+        be = _backend(backend)
+        _require(be, 2, "float64")
+        rng = np.random.default_rng(6)
+        x, w = rng.standard_normal((2, 2, 9, 8)), rng.standard_normal((3, 2, 3, 2))
+        y = ck.conv(x, w, stride=2, padding=1, backend=backend)
+        v = rng.standard_normal(y.shape)
+        xt = ck.conv_transpose(v, w, stride=2, padding=1, backend=backend)
+        assert xt.shape == x.shape
+        np.testing.assert_allclose(np.sum(y * v), np.sum(x * xt), rtol=1e-9)
+
+
+class BackendConformance(_ConvConformance, SignalConformance):
+    """The whole conformance suite for one backend; a ``backend`` fixture (yours) names
+    it."""

@@ -24,23 +24,38 @@ WORKSPACE_BYTES = 4 << 20
 stay in cache and beat larger ones on the CNN benchmark)."""
 
 
-def _chunks(spec: ConvSpec, itemsize: int) -> list[tuple[int, int, int, int]]:
-    """``(n0, n1, o0, o1)`` blocks of samples and of the first output dim, each with a
-    column buffer under the workspace bound. Either several whole samples, or a range
-    of the first output dim of one sample."""
+Block = tuple[int, int, tuple[int, ...], tuple[int, ...]]
+"""Samples ``n0:n1`` and, per output dimension, positions ``starts[i]:stops[i]``."""
+
+
+def _chunks(spec: ConvSpec, itemsize: int) -> list[Block]:
+    """Blocks of output positions whose column buffers stay under the workspace bound
+    (a single position is the smallest block): several whole samples when they fit,
+    else parts of one sample, cut along the leading output dimensions first."""
     n, out_size = spec.batch, spec.output_size
     row_bytes = spec.in_channels * math.prod(spec.kernel_size) * itemsize
-    positions = max(1, WORKSPACE_BYTES // row_bytes)
+    budget = max(1, WORKSPACE_BYTES // row_bytes)
+    whole = tuple(0 for _ in out_size)
     per_sample = math.prod(out_size)
-    if per_sample <= positions:
-        step = positions // per_sample
-        return [(n0, min(n, n0 + step), 0, out_size[0]) for n0 in range(0, n, step)]
-    rest = per_sample // out_size[0]
-    step = max(1, positions // rest)
+    if per_sample <= budget:
+        step = budget // per_sample
+        return [(n0, min(n, n0 + step), whole, out_size) for n0 in range(0, n, step)]
+    block = list(out_size)
+    for i in range(len(block)):
+        inner = math.prod(block[i + 1 :])
+        if math.prod(block) <= budget:
+            break
+        block[i] = max(1, budget // inner) if inner <= budget else 1
+    grids = [range(0, size, b) for size, b in zip(out_size, block, strict=True)]
     return [
-        (n0, n0 + 1, o0, min(out_size[0], o0 + step))
+        (
+            n0,
+            n0 + 1,
+            starts,
+            tuple(min(s + b, size) for s, b, size in zip(starts, block, out_size, strict=True)),
+        )
         for n0 in range(n)
-        for o0 in range(0, out_size[0], step)
+        for starts in itertools.product(*grids)
     ]
 
 
@@ -55,29 +70,39 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
     out = np.empty(spec.output_shape, dtype=x.dtype)
 
     chunks = _chunks(spec, x.itemsize)
-    rest = math.prod(out_size[1:])
-    largest = max(((n1 - n0) * (o1 - o0) for n0, n1, o0, o1 in chunks), default=0)
-    buffer = np.empty(spec.in_channels * taps * largest * rest, dtype=x.dtype)
-    for n0, n1, o0, o1 in chunks:
-        nb, block = n1 - n0, (o1 - o0, *out_size[1:])
+    largest = max(
+        (
+            (n1 - n0) * math.prod(b - a for a, b in zip(lo, hi, strict=True))
+            for n0, n1, lo, hi in chunks
+        ),
+        default=0,
+    )
+    buffer = np.empty(spec.in_channels * taps * largest, dtype=x.dtype)
+    for n0, n1, lo, hi in chunks:
+        nb, block = n1 - n0, tuple(b - a for a, b in zip(lo, hi, strict=True))
         cols = buffer[: spec.in_channels * taps * nb * math.prod(block)]
         cols = cols.reshape(g, cg, *kernel, nb, *block)
         for tap in itertools.product(*(range(k) for k in kernel)):
             src: list[slice] = [slice(n0, n1), slice(None)]
-            for i, (a, st, dl) in enumerate(zip(tap, spec.stride, spec.dilation, strict=True)):
-                start = a * dl + st * (o0 if i == 0 else 0)
-                src.append(slice(start, start + (block[i] - 1) * st + 1, st))
+            for a, st, dl, start, length in zip(
+                tap, spec.stride, spec.dilation, lo, block, strict=True
+            ):
+                first = a * dl + st * start
+                src.append(slice(first, first + (length - 1) * st + 1, st))
             window = xp[tuple(src)].reshape(nb, g, cg, *block)
             where: tuple[Any, ...] = (slice(None), slice(None), *tap)
             cols[where] = np.moveaxis(window, 0, 2)
         cols2 = cols.reshape(g, cg * taps, -1)
-        if nb == 1 and g == 1:  # the common case: one plain 2-d product into the output
-            np.matmul(wm[0], cols2[0], out=out[n0, :, o0:o1].reshape(og, -1))
-        elif nb == 1:
-            np.matmul(wm, cols2, out=out[n0, :, o0:o1].reshape(g, og, -1))
+        region = (slice(n0, n1), slice(None), *(slice(a, b) for a, b in zip(lo, hi, strict=True)))
+        # a block cut only along the first output dim is one contiguous run of the output
+        contiguous = nb == 1 and block[1:] == out_size[1:]
+        if contiguous and g == 1:  # the common case: one plain 2-d product into the output
+            np.matmul(wm[0], cols2[0], out=out[region][0].reshape(og, -1))
+        elif contiguous:
+            np.matmul(wm, cols2, out=out[region][0].reshape(g, og, -1))
         else:
             y = np.matmul(wm, cols2).reshape(g * og, nb, *block)
-            out[n0:n1] = np.moveaxis(y, 1, 0)
+            out[region] = np.moveaxis(y, 1, 0)
     if bias is not None:
         out += bias.reshape(-1, *(1,) * spec.ndim)
     return out
