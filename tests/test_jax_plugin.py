@@ -133,3 +133,40 @@ def test_its_own_tests_run_convkit_testing(jax_site: Path, tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and " failed" not in result.stdout.splitlines()[-1]
+
+
+def test_editable_install_works_too(tmp_path: Path) -> None:
+    prefix = tmp_path / "prefix"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--prefix",
+            str(prefix),
+            "-e",
+            str(EXAMPLE),
+        ],
+        check=True,
+    )
+    site_dirs = list(prefix.glob("lib/python*/site-packages"))
+    assert site_dirs, "pip should have made a site-packages under the prefix"
+    code = (
+        "import site, sys\n"
+        f"site.addsitedir(r'{site_dirs[0]}')  # processes the editable install's .pth\n"
+        "import convkit as ck, convkit_jax\n"
+        "info = {b.name: b for b in ck.list_backends()}\n"
+        "print(info['jax'].distribution, convkit_jax.__file__)\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONVKIT_", "JAX_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ
+    )
+    assert result.returncode == 0, result.stderr
+    distribution, location = result.stdout.split()
+    assert distribution == "convkit-jax"
+    assert Path(location).resolve().is_relative_to(EXAMPLE)  # the source tree, not a copy
