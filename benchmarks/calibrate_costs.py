@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from timing import measure
 
 import convkit as ck
+from convkit.bench import measure
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 

@@ -1,7 +1,7 @@
 """CNN layer on the CPU: convkit's backends against torch.nn.functional.conv2d.
 
 x (8, 64, 56, 56), w (64, 64, 3, 3), padding 1, float32. Every candidate is timed in
-the same run (see ``timing.measure``) and reported as its median and the ratio to
+the same run (see ``convkit.bench.measure``) and reported as its median and the ratio to
 PyTorch's median.
 
     python benchmarks/conv2d_cpu.py [--rounds 15] [--repeat 3]
@@ -14,9 +14,9 @@ import argparse
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timing import measure, table
 
 import convkit as ck
+from convkit.bench import measure, ratio_table
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
 
     medians = measure(candidates, args.rounds, args.repeat)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; numpy {np.__version__}")
-    print(table(medians, ["torch F.conv2d (peer)"], flops=2 * 8 * 64 * 56 * 56 * 64 * 9))
+    print(ratio_table(medians, ["torch F.conv2d (peer)"], flops=2 * 8 * 64 * 56 * 56 * 64 * 9))
 
 
 if __name__ == "__main__":

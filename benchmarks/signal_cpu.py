@@ -13,9 +13,9 @@ import argparse
 
 import numpy as np
 import scipy.signal
-from timing import measure, table
 
 import convkit as ck
+from convkit.bench import measure, ratio_table
 
 WORKLOADS = {
     "audio": ((2**20,), (1025,)),
@@ -69,7 +69,7 @@ def main() -> None:
         rounds = 1 if name == "audio" and "numpy.convolve (peer)" in candidates else args.rounds
         medians = measure(candidates, max(rounds, args.rounds if name != "audio" else 3))
         print(f"\n{name}: in1 {s1}, in2 {s2}, 'valid', float32")
-        print(table(medians, peer_names))
+        print(ratio_table(medians, peer_names))
 
 
 if __name__ == "__main__":

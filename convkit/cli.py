@@ -111,6 +111,37 @@ def _exercises(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from convkit import bench
+
+    rows, peak = bench.run(args.only, quick=args.quick, rounds=args.rounds)
+    print(bench.table(rows, peak))
+    if args.json:
+        bench.write_json(rows, peak, args.json)
+    if args.plot:
+        bench.plot(rows, args.plot)
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from convkit import api
+
+    x, w = np.empty(args.x, dtype=args.dtype), np.empty(args.w, dtype=args.dtype)
+    kwargs = dict(
+        stride=args.stride, padding=args.padding, dilation=args.dilation, groups=args.groups
+    )
+    print(f"conv x{tuple(args.x)} w{tuple(args.w)} {kwargs}")
+    for info in api.list_backends():
+        if not info.available:
+            continue
+        choice = api.choose_conv_method(x, w, backend=info.name, **kwargs)
+        costs = ", ".join(f"{m} {c * 1e3:.2f} ms" for m, c in choice.costs.items())
+        print(f"  {info.name:8} picks {choice.method:6} (estimated: {costs})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``convkit`` command."""
     parser = argparse.ArgumentParser(
@@ -147,6 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/exercises", help="directory for report.md and figures")
     p.add_argument("--quick", action="store_true", help="smaller data and shorter training")
     p.set_defaults(func=_exercises)
+
+    p = sub.add_parser("bench", help="time convkit's backends and methods against the peers")
+    p.add_argument("--only", nargs="+", metavar="WORKLOAD")
+    p.add_argument("--quick", action="store_true", help="smaller workloads")
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    p.add_argument("--plot", metavar="FILE", help="also draw a PNG chart")
+    p.set_defaults(func=_bench)
+
+    p = sub.add_parser("explain", help="what method each backend picks for a conv, and why")
+    p.add_argument("--x", type=int, nargs="+", required=True, help="input shape")
+    p.add_argument("--w", type=int, nargs="+", required=True, help="weight shape")
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--padding", type=int, default=0)
+    p.add_argument("--dilation", type=int, default=1)
+    p.add_argument("--groups", type=int, default=1)
+    p.add_argument("--dtype", default="float32")
+    p.set_defaults(func=_explain)
     return parser
 
 

@@ -24,6 +24,8 @@ class CostModel:
     - ``tap_rate``: input elements per second the direct method gathers per tap (what
       bounds it when channels are few, as in signal convolution).
     - ``fft_rate``: ``n log2 n`` units per second of a real FFT of ``n`` points.
+    - ``spectral_mac_rate``: multiply-adds per second of the per-frequency channel sum of
+      ``conv``'s FFT method (a batched matrix product; ``None``: ``mac_rate``).
     - ``call_overhead``: seconds of fixed cost per call of either method.
     - ``fft_overhead``: extra fixed seconds of the FFT method (several transforms, each
       with its setup); it keeps tiny inputs on the direct method, which is also exact
@@ -35,6 +37,7 @@ class CostModel:
     fft_rate: float = 5e8
     call_overhead: float = 2e-5
     fft_overhead: float = 1e-4
+    spectral_mac_rate: float | None = None
 
     def _fft(self, points: float, transforms: float) -> float:
         if points <= 1:
@@ -64,7 +67,7 @@ class CostModel:
             self.call_overhead
             + self.fft_overhead
             + self._fft(points, transforms)
-            + contraction / self.mac_rate
+            + contraction / (self.spectral_mac_rate or self.mac_rate)
         )
 
     def convolve_direct(self, spec: SignalSpec) -> float:

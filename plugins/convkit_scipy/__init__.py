@@ -33,7 +33,7 @@ class ScipyBackend(Backend):
         devices=("cpu",),
         array_types=("numpy.ndarray",),
         integer_conv=True,
-        costs=CostModel(mac_rate=1.1e8, tap_rate=1e8, fft_rate=5e9),
+        costs=CostModel(mac_rate=1.1e8, tap_rate=1e8, fft_rate=5e9, spectral_mac_rate=5e10),
     )
     requires = ("scipy",)
     install_hint = "pip install scipy"

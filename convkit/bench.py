@@ -1,0 +1,359 @@
+"""``convkit bench``: convkit's backends and methods against the peers, timed in one run.
+
+Every workload is timed for each available convkit backend and method and for the peer
+libraries that compute the same thing, interleaved in rounds (these machines are noisy);
+the report gives the median, the ratio to the best peer, effective GFLOP/s, the fraction
+of this machine's float32 matmul peak (measured in the same run) and the peak extra
+memory NumPy allocated (``tracemalloc``; memory of other libraries is not seen there).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from convkit.fileio import atomic_output
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One conv call to time: shapes, options, dtype; ``full`` and ``quick`` sizes."""
+
+    name: str
+    x: tuple[int, ...]
+    w: tuple[int, ...]
+    quick_x: tuple[int, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "float32"
+    backward: bool = False
+
+    def shapes(self, quick: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        return (self.quick_x if quick else self.x), self.w
+
+    def flops(self, quick: bool) -> float:
+        """Multiply-adds times two of the direct computation (three passes if backward)."""
+        from convkit.spec import ConvSpec
+
+        x, w = self.shapes(quick)
+        spec = ConvSpec.build(x, w, **self.kwargs)
+        macs = (
+            spec.batch
+            * math.prod(spec.output_size)
+            * spec.out_channels
+            * (spec.in_channels // spec.groups)
+            * math.prod(spec.kernel_size)
+        )
+        return 2.0 * macs * (3 if self.backward else 1)
+
+
+WORKLOADS = [
+    Workload("cnn3x3", (8, 64, 56, 56), (64, 64, 3, 3), (2, 64, 28, 28), dict(padding=1)),
+    Workload("audio1k", (1, 1, 2**20), (1, 1, 1025), (1, 1, 2**16)),
+    Workload("blur31", (1, 1, 2048, 2048), (1, 1, 31, 31), (1, 1, 512, 512)),
+    Workload("vol5", (1, 1, 128, 128, 128), (1, 1, 5, 5, 5), (1, 1, 48, 48, 48)),
+    Workload("text5", (64, 128, 512), (256, 128, 5), (8, 128, 256), dict(padding=2)),
+    Workload(
+        "depthw3", (8, 256, 56, 56), (256, 1, 3, 3), (2, 256, 28, 28), dict(padding=1, groups=256)
+    ),
+    Workload("conv4d", (2, 4, 16, 16, 16, 16), (8, 4, 3, 3, 3, 3), (1, 4, 8, 8, 8, 8)),
+    Workload(
+        "cnn3x3_backward",
+        (8, 64, 56, 56),
+        (64, 64, 3, 3),
+        (2, 64, 28, 28),
+        dict(padding=1),
+        backward=True,
+    ),
+    Workload("blur31_f64", (1, 1, 2048, 2048), (1, 1, 31, 31), (1, 1, 512, 512), dtype="float64"),
+]
+
+
+@dataclass
+class Row:
+    """One candidate's measurement."""
+
+    workload: str
+    candidate: str
+    peer: bool
+    median_s: float
+    gflops: float
+    peak_fraction: float
+    extra_mib: float
+    ratio_to_best_peer: float = math.nan
+
+
+def measure(
+    candidates: dict[str, Callable[[], object]], rounds: int, repeat: int = 1
+) -> dict[str, float]:
+    """Median seconds of each candidate, timed in interleaved rounds.
+
+    Each round calls every candidate once untimed (absorbing the previous candidate's
+    worker threads winding down), then ``repeat`` times timed. Interleaving spreads the
+    machine's drift evenly over the candidates.
+    """
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            fn()
+            for _ in range(repeat):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def ratio_table(medians: dict[str, float], peers: list[str], flops: float | None = None) -> str:
+    """Rows of name, median ms, ratio to the fastest peer, GFLOP/s."""
+    best = min(medians[p] for p in peers)
+    lines = [
+        f"{'candidate':40} {'median ms':>10} {'vs best peer':>13}"
+        + (f" {'GFLOP/s':>8}" if flops else "")
+    ]
+    for name, med in medians.items():
+        line = f"{name:40} {med * 1e3:10.2f} {med / best:12.2f}x"
+        if flops:
+            line += f" {flops / med / 1e9:8.1f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def matmul_peak(dtype: str = "float32", n: int = 2048) -> float:
+    """This machine's matrix-product rate in FLOP/s (NumPy's BLAS, best of three)."""
+    a = np.ones((n, n), dtype=dtype)
+    a @ a
+    best = min(_time(lambda: a @ a) for _ in range(3))
+    return 2 * n**3 / best
+
+
+def _time(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _extra_memory(fn: Callable[[], object]) -> float:
+    """MiB NumPy allocated during ``fn()`` beyond the result it returned (reused
+    scratch arrays were allocated on an earlier call and do not count)."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    out = getattr(result, "nbytes", 0) or 0
+    return max(0.0, (peak - out) / 2**20)
+
+
+def candidates(work: Workload, quick: bool) -> tuple[dict[str, Callable[[], object]], list[str]]:
+    """The callables to time for ``work``: convkit's backends and methods, and peers."""
+    import convkit as ck
+
+    xs, ws = work.shapes(quick)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(work.dtype)
+    w = rng.standard_normal(ws).astype(work.dtype)
+    kw = work.kwargs
+    out: dict[str, Callable[[], object]] = {}
+    peers: list[str] = []
+    names = [b.name for b in ck.list_backends() if b.available]
+    if work.backward:
+        y = np.asarray(ck.conv(x, w, **kw))
+        g = np.ones_like(y)
+        for name in names:
+            out[f"convkit {name}"] = functools.partial(ck.conv_vjp, x, w, g, backend=name, **kw)
+    else:
+        for name in names:
+            choice = ck.choose_conv_method(x, w, backend=name, **kw)
+            costs = choice.costs
+            for method in ("direct", "fft"):
+                # skip a method estimated 20x slower than the backend's best: it would
+                # only make the run long
+                if costs[method] <= 20 * min(costs.values()):
+                    out[f"convkit {name} {method}"] = functools.partial(
+                        ck.conv, x, w, backend=name, method=method, **kw
+                    )
+            out[f"convkit {name} auto"] = functools.partial(ck.conv, x, w, backend=name, **kw)
+    out.update(_peers(work, x, w, peers))
+    return out, peers
+
+
+def _peers(
+    work: Workload, x: np.ndarray, w: np.ndarray, peers: list[str]
+) -> dict[str, Callable[[], object]]:
+    found: dict[str, Callable[[], object]] = {}
+    d = x.ndim - 2
+    kw = work.kwargs
+    try:
+        import torch
+        import torch.nn.functional as F
+
+        xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+        if d <= 3:
+            fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[d]
+            if work.backward:
+
+                def torch_backward() -> object:
+                    xr, wr = xt.clone().requires_grad_(), wt.clone().requires_grad_()
+                    y = fn(xr, wr, padding=kw.get("padding", 0), groups=kw.get("groups", 1))
+                    y.backward(torch.ones_like(y))
+                    return wr.grad
+
+                found["torch autograd (peer)"] = torch_backward
+            else:
+                found[f"torch F.conv{d}d (peer)"] = lambda: fn(
+                    xt, wt, padding=kw.get("padding", 0), groups=kw.get("groups", 1)
+                )
+    except ImportError:
+        pass
+    single = x.shape[:2] == (1, 1) and w.shape[:2] == (1, 1) and not work.backward
+    if single:
+        import scipy.ndimage
+        import scipy.signal
+
+        a, k = x[0, 0], w[0, 0]
+        found["scipy.signal.fftconvolve (peer)"] = lambda: scipy.signal.fftconvolve(
+            a, k[(slice(None, None, -1),) * d], "valid"
+        )
+        found["scipy.signal.oaconvolve (peer)"] = lambda: scipy.signal.oaconvolve(
+            a, k[(slice(None, None, -1),) * d], "valid"
+        )
+        if d <= 2 or a.size <= 2**21:
+            found["scipy.signal.correlate (peer)"] = lambda: scipy.signal.correlate(a, k, "valid")
+        if math.prod(k.shape) <= 256:
+            found["scipy.ndimage.correlate (peer)"] = lambda: scipy.ndimage.correlate(a, k)
+        if d == 1:
+            found["numpy.convolve (peer)"] = lambda: np.convolve(a, k[::-1], "valid")
+            try:
+                import torch
+                import torchaudio.functional as AF
+
+                ta, tk = torch.from_numpy(a), torch.from_numpy(k[::-1].copy())
+                found["torchaudio fftconvolve (peer)"] = lambda: AF.fftconvolve(ta, tk, "valid")
+            except ImportError:
+                pass
+    peers.extend(found)
+    return found
+
+
+def run(
+    only: Sequence[str] | None = None,
+    *,
+    quick: bool = False,
+    rounds: int | None = None,
+    stream: IO[str] | None = None,
+) -> tuple[list[Row], float]:
+    """Time every workload (or those named); returns the rows and the matmul peak."""
+    stream = sys.stderr if stream is None else stream
+    show = stream.isatty()
+    unknown = sorted(set(only or []) - {w.name for w in WORKLOADS})
+    if unknown:
+        raise ValueError(
+            f"unknown workload(s) {', '.join(unknown)}; valid: "
+            f"{', '.join(w.name for w in WORKLOADS)}"
+        )
+    selected = [w for w in WORKLOADS if not only or w.name in only]
+    peak = matmul_peak()
+    rows: list[Row] = []
+    for i, work in enumerate(selected, 1):
+        fns, peers = candidates(work, quick)
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        n_rounds = rounds or (3 if quick else 5)
+        for r in range(n_rounds):
+            for name, seconds in measure(fns, rounds=1).items():
+                times[name].append(seconds)
+            if show:
+                done = int(20 * (r + 1) / n_rounds)
+                stream.write(
+                    f"\r[{i}/{len(selected)}] {work.name:16} [{'#' * done}{'.' * (20 - done)}]"
+                )
+                stream.flush()
+        if show:
+            stream.write("\n")
+        flops = work.flops(quick)
+        group = []
+        for name, ts in times.items():
+            med = statistics.median(ts)
+            extra = _extra_memory(fns[name])
+            group.append(
+                Row(
+                    work.name,
+                    name,
+                    name in peers,
+                    med,
+                    flops / med / 1e9,
+                    flops / med / peak,
+                    extra,
+                )
+            )
+        best = min((r.median_s for r in group if r.peer), default=math.nan)
+        for row in group:
+            row.ratio_to_best_peer = row.median_s / best if best == best else math.nan
+        rows.extend(group)
+    return rows, peak
+
+
+def table(rows: Sequence[Row], peak: float) -> str:
+    """The terminal table."""
+    lines = [f"float32 matmul peak here: {peak / 1e9:.0f} GFLOP/s", ""]
+    header = f"{'workload':16} {'candidate':38} {'median ms':>10} {'vs peer':>8} {'GFLOP/s':>8} {'% peak':>7} {'extra MiB':>9}"
+    lines.append(header)
+    for r in rows:
+        ratio = (
+            f"{r.ratio_to_best_peer:.2f}x" if r.ratio_to_best_peer == r.ratio_to_best_peer else "-"
+        )
+        lines.append(
+            f"{r.workload:16} {r.candidate:38} {r.median_s * 1e3:10.2f} {ratio:>8} "
+            f"{r.gflops:8.1f} {100 * r.peak_fraction:6.1f}% {r.extra_mib:9.1f}"
+        )
+    return "\n".join(lines)
+
+
+def write_json(rows: Sequence[Row], peak: float, path: str | Path) -> None:
+    """The rows as JSON, atomically."""
+
+    def clean(row: Row) -> dict[str, Any]:
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in asdict(row).items()
+        }
+
+    payload = {"matmul_peak_flops": peak, "rows": [clean(r) for r in rows]}
+    with atomic_output(path) as f:
+        f.write(json.dumps(payload, indent=2).encode())
+
+
+def plot(rows: Sequence[Row], path: str | Path) -> None:
+    """A bar chart of each candidate's time relative to the best peer, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(dict.fromkeys(r.workload for r in rows))
+    fig, axes = plt.subplots(len(workloads), 1, figsize=(9, 2.2 * len(workloads)), squeeze=False)
+    for ax, work in zip(axes[:, 0], workloads, strict=True):
+        group = [r for r in rows if r.workload == work]
+        ax.barh(
+            [r.candidate for r in group],
+            [r.ratio_to_best_peer for r in group],
+            color=["tab:gray" if r.peer else "tab:blue" for r in group],
+        )
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(f"{work}: time relative to the best peer (gray: peers)", fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    with atomic_output(path) as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
