@@ -91,6 +91,7 @@ class Row:
     peak_fraction: float
     extra_mib: float
     ratio_to_best_peer: float = math.nan
+    error: str = ""
 
 
 def measure(
@@ -267,6 +268,13 @@ def run(
     rows: list[Row] = []
     for i, work in enumerate(selected, 1):
         fns, peers = candidates(work, quick)
+        failed: dict[str, str] = {}
+        for name, fn in list(fns.items()):
+            try:
+                fn()  # a candidate that cannot run this workload is reported, not fatal
+            except (MemoryError, RuntimeError, ValueError) as exc:
+                failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+                del fns[name]
         times: dict[str, list[float]] = {name: [] for name in fns}
         n_rounds = rounds or (3 if quick else 5)
         for r in range(n_rounds):
@@ -296,7 +304,22 @@ def run(
                     extra,
                 )
             )
-        best = min((r.median_s for r in group if r.peer), default=math.nan)
+        for name, error in failed.items():
+            group.append(
+                Row(
+                    work.name,
+                    name,
+                    name in peers,
+                    math.nan,
+                    math.nan,
+                    math.nan,
+                    math.nan,
+                    error=error,
+                )
+            )
+        best = min(
+            (r.median_s for r in group if r.peer and r.median_s == r.median_s), default=math.nan
+        )
         for row in group:
             row.ratio_to_best_peer = row.median_s / best if best == best else math.nan
         rows.extend(group)
@@ -309,6 +332,9 @@ def table(rows: Sequence[Row], peak: float) -> str:
     header = f"{'workload':16} {'candidate':38} {'median ms':>10} {'vs peer':>8} {'GFLOP/s':>8} {'% peak':>7} {'extra MiB':>9}"
     lines.append(header)
     for r in rows:
+        if r.error:
+            lines.append(f"{r.workload:16} {r.candidate:38} failed: {r.error}")
+            continue
         ratio = (
             f"{r.ratio_to_best_peer:.2f}x" if r.ratio_to_best_peer == r.ratio_to_best_peer else "-"
         )
