@@ -16,7 +16,6 @@ from typing import Final
 
 from convkit.padding import canonical_padding_mode
 
-PADDING_STRINGS: Final = ("valid", "same")
 CONV_METHODS: Final = ("direct", "fft")
 
 

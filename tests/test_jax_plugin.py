@@ -6,13 +6,12 @@ in a fresh interpreter that has that directory on its path.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from support import clean_environ, pip_install, run_python
 
 pytest.importorskip("jax", reason="the example plugin is a JAX backend; pip install jax")
 
@@ -22,37 +21,14 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "convkit-jax"
 @pytest.fixture(scope="session")
 def jax_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = tmp_path_factory.mktemp("jax-plugin") / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(EXAMPLE),
-        ],
-        check=True,
-    )
+    pip_install("--target", str(site), str(EXAMPLE))
     return site
 
 
 def run(
     code: str, site: Path, cwd: Path | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONVKIT_", "JAX_"))}
-    environ["PYTHONPATH"] = str(site)
-    environ.update(env)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=environ,
-        cwd=cwd,
-    )
+    return run_python(code, site, cwd, **env)
 
 
 def test_convkit_backends_lists_it_with_its_distribution(jax_site: Path) -> None:
@@ -126,10 +102,7 @@ def test_its_own_tests_run_convkit_testing(jax_site: Path, tmp_path: Path) -> No
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith(("CONVKIT_", "JAX_"))},
-            "PYTHONPATH": str(jax_site),
-        },
+        env=clean_environ(PYTHONPATH=str(jax_site)),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and " failed" not in result.stdout.splitlines()[-1]
@@ -137,22 +110,7 @@ def test_its_own_tests_run_convkit_testing(jax_site: Path, tmp_path: Path) -> No
 
 def test_editable_install_works_too(tmp_path: Path) -> None:
     prefix = tmp_path / "prefix"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--prefix",
-            str(prefix),
-            "-e",
-            str(EXAMPLE),
-        ],
-        check=True,
-    )
+    pip_install("--prefix", str(prefix), "-e", str(EXAMPLE))
     site_dirs = list(prefix.glob("lib/python*/site-packages"))
     assert site_dirs, "pip should have made a site-packages under the prefix"
     code = (
@@ -162,10 +120,7 @@ def test_editable_install_works_too(tmp_path: Path) -> None:
         "info = {b.name: b for b in ck.list_backends()}\n"
         "print(info['jax'].distribution, convkit_jax.__file__)\n"
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONVKIT_", "JAX_"))}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=environ
-    )
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     distribution, location = result.stdout.split()
     assert distribution == "convkit-jax"

@@ -6,7 +6,6 @@ temporary directory, and exercised in fresh interpreters that see that directory
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import clean_environ, pip_install, run_python
 
 import convkit as ck
 
@@ -190,32 +190,8 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         sources.append(str(src))
     site = root / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            *sources,
-        ],
-        check=True,
-    )
+    pip_install("--target", str(site), *sources)
     return site
-
-
-def run_python(code: str, site: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CONVKIT_")}
-    if site is not None:
-        environ["PYTHONPATH"] = str(site)
-    environ.update(env)
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=environ
-    )
 
 
 def test_import_convkit_imports_no_backend_library() -> None:
@@ -386,8 +362,7 @@ def test_conformance_suite_skips_undeclared_cases_with_the_reason(
             """
         )
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CONVKIT_")}
-    environ["PYTHONPATH"] = str(plugin_site)
+    environ = clean_environ(PYTHONPATH=str(plugin_site))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "test_limited.py"],
         cwd=tmp_path,

@@ -1,0 +1,49 @@
+"""Helpers for tests that install real packages with pip and run fresh interpreters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+
+def clean_environ(**env: str) -> dict[str, str]:
+    """This environment without convkit's and JAX's settings, plus ``env``."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONVKIT_", "JAX_"))}
+    environ.update(env)
+    return environ
+
+
+def pip_install(*args: str) -> None:
+    """``pip install --no-deps --no-build-isolation ARGS`` into the places ``args`` name."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            *args,
+        ],
+        check=True,
+    )
+
+
+def run_python(
+    code: str, site: Path | None = None, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that sees ``site`` (a ``pip --target`` dir)."""
+    environ = clean_environ(**env)
+    if site is not None:
+        environ["PYTHONPATH"] = str(site)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=cwd,
+    )
