@@ -18,6 +18,7 @@ from convkit.api import (
     conv_vjp,
     convolve,
     correlate,
+    explain,
     get_backend,
     list_backends,
 )
@@ -27,6 +28,7 @@ from convkit.padding import PADDING_MODES
 from convkit.plugins import PluginWarning
 from convkit.selection import ConfigError, Selection, set_backend, use_backend
 from convkit.spec import ConvSpec
+from convkit.threads import get_threads, set_threads
 
 __version__ = "0.1.0"
 
@@ -50,9 +52,12 @@ __all__ = [
     "conv_vjp",
     "convolve",
     "correlate",
+    "explain",
     "get_backend",
+    "get_threads",
     "hookimpl",
     "list_backends",
     "set_backend",
+    "set_threads",
     "use_backend",
 ]

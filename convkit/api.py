@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from convkit import plugins, selection, xpsignal
+from convkit import calibration, planner, plugins, selection, threads, xpsignal
 from convkit.backend import COMPLEX_DTYPES, FLOAT_DTYPES, Backend, BackendInfo
+from convkit.planner import MethodChoice
 from convkit.signalspec import METHODS, SignalSpec
 from convkit.spec import ConvSpec, explicit_padding, per_dim
 
@@ -122,9 +123,11 @@ def conv(
                 f"{dtype} of x and weight"
             )
 
-    target, sel = _backend(host, sel, x_owner)
-    _check_capabilities(target, sel, spec, dtype)
-    spec = dataclasses.replace(spec, method=_conv_method(target, spec, method).method)
+    inputs = [(x_owner, x), (w_owner, weight)]
+    if bias is not None and b_owner is not None:
+        inputs.append((b_owner, bias))
+    target, sel, choice = _choose(host, sel, inputs, method, _conv_costs(spec, dtype, "conv"))
+    spec = dataclasses.replace(spec, method=choice.method)
 
     xb = _to_backend(target, x_owner, x, dtype, sel.options)
     wb = _to_backend(target, w_owner, weight, dtype, sel.options)
@@ -193,8 +196,8 @@ def conv_vjp(
     if dtype not in FLOAT_DTYPES:
         raise TypeError(f"conv_vjp computes real gradients; x and weight have dtype {dtype}")
     _check_dtype("grad_out", g_owner.dtype_name(grad_out))
-    target, sel = _backend(host, sel, x_owner)
-    _check_capabilities(target, sel, spec, dtype)
+    inputs = [(x_owner, x), (w_owner, weight), (g_owner, grad_out)]
+    target, sel, _ = _choose(host, sel, inputs, "auto", _conv_costs(spec, dtype, "conv_vjp"))
     xb = _to_backend(target, x_owner, x, dtype, sel.options)
     wb = _to_backend(target, w_owner, weight, dtype, sel.options)
     gb = _to_backend(target, g_owner, grad_out, dtype, sel.options)
@@ -309,8 +312,10 @@ def conv_transpose(
             f"{tuple(bias.shape)}"
         )
     dtype = _result_dtype(x_owner.dtype_name(x), w_owner.dtype_name(weight))
-    target, sel = _backend(host, sel, x_owner)
-    _check_capabilities(target, sel, spec, dtype)
+    inputs = [(x_owner, x), (w_owner, weight)]
+    if bias is not None and b_owner is not None:
+        inputs.append((b_owner, bias))
+    target, sel, _ = _choose(host, sel, inputs, "auto", _conv_costs(spec, dtype, "transpose"))
     xb = _to_backend(target, x_owner, x, dtype, sel.options)
     wb = _to_backend(target, w_owner, weight, dtype, sel.options)
     bb = None
@@ -324,20 +329,6 @@ def conv_transpose(
     shape = (spec.batch, spec.in_channels, *size)
     _check_result(host, target, y, shape if batched else shape[1:], dtype, "its result")
     return _back(target, x_owner, y, x)
-
-
-@dataclasses.dataclass(frozen=True)
-class MethodChoice:
-    """The method ``auto`` picks for a call, with the estimates behind it.
-
-    ``costs`` maps each method to its estimated seconds on ``backend`` (``inf`` where
-    the method is ruled out); ``reason`` says why the choice was made.
-    """
-
-    method: str
-    backend: str
-    costs: dict[str, float]
-    reason: str
 
 
 def choose_conv_method(
@@ -371,24 +362,121 @@ def choose_conv_method(
         groups=groups,
         padding_mode=padding_mode,
     )
-    target, sel = _backend(host, sel, _owner(host, x, "x"))
-    return _conv_method(target, spec, "auto")
+    x_owner, w_owner = _owner(host, x, "x"), _owner(host, weight, "weight")
+    dtype = _result_dtype(x_owner.dtype_name(x), w_owner.dtype_name(weight))
+    inputs = [(x_owner, x), (w_owner, weight)]
+    return _choose(host, sel, inputs, "auto", _conv_costs(spec, dtype, "conv"), run=False)[2]
 
 
-def _conv_method(target: Backend, spec: ConvSpec, method: str) -> MethodChoice:
+def explain(
+    x: Any,
+    weight: Any,
+    *,
+    op: str = "conv",
+    dtype: str = "float32",
+    backend: str | None = None,
+    **kwargs: Any,
+) -> MethodChoice:
+    """What ``auto`` would pick for a call, and the estimated cost of every backend and
+    method it considered. ``str()`` of the result is a table.
+
+    ``x`` and ``weight`` are arrays, or shapes (NumPy arrays of ``dtype`` are assumed:
+    nothing is allocated). ``op`` is ``"conv"``, ``"conv_vjp"``, ``"convolve"`` or
+    ``"correlate"``; ``kwargs`` are that operation's arguments (``padding``, ``mode``,
+    ``axes``, ...).
+
+    >>> import convkit as ck
+    >>> choice = ck.explain((1, 1, 2048, 2048), (1, 1, 31, 31))
+    >>> choice.method
+    'fft'
+    >>> print(ck.explain((1, 1, 64), (1, 1, 3), backend="numpy"))  # doctest: +ELLIPSIS
+    picks numpy / direct (...)
+     * numpy      direct ...
+    """
+    x, weight = _placeholder(x, dtype), _placeholder(weight, dtype)
+    if op == "conv":
+        return choose_conv_method(x, weight, backend=backend, **kwargs)
+    if op == "conv_vjp":
+        host = plugins.host()
+        sel = selection.resolve(backend)
+        spec = ConvSpec.build(tuple(x.shape), tuple(weight.shape), **kwargs)
+        x_owner, w_owner = _owner(host, x, "x"), _owner(host, weight, "weight")
+        dtype = _result_dtype(x_owner.dtype_name(x), w_owner.dtype_name(weight))
+        inputs = [(x_owner, x), (w_owner, weight)]
+        costs = _conv_costs(spec, dtype, "conv_vjp")
+        return _choose(host, sel, inputs, "auto", costs, run=False)[2]
+    if op in ("convolve", "correlate"):
+        return choose_method(x, weight, backend=backend, **kwargs)
+    raise ValueError(
+        f"op={op!r} is not an operation auto chooses for; expected 'conv', 'conv_vjp', "
+        f"'convolve' or 'correlate'"
+    )
+
+
+def _placeholder(obj: Any, dtype: str) -> Any:
+    """An array, or a zero-stride NumPy array of ``dtype`` standing for a shape."""
+    if isinstance(obj, tuple | list) and all(isinstance(n, int) for n in obj):
+        return np.broadcast_to(np.zeros((), dtype=dtype), tuple(obj))
+    return _as_array(obj)
+
+
+def _conv_costs(spec: ConvSpec, dtype: str, op: str) -> planner.MethodCosts:
+    """The estimates of a ``conv`` (``op="conv"``), its gradients (``"conv_vjp"``) or
+    its adjoint (``"transpose"``) on one candidate backend, after checking that the
+    backend supports the call."""
+
+    def costs(target: Backend, sel: selection.Selection) -> tuple[dict[str, float], str]:
+        _check_capabilities(target, sel, spec, dtype)
+        model = calibration.cost_model(target, sel.options)
+        note = _rates_note(target, sel)
+        if op == "conv_vjp":
+            return {"auto": model.conv_vjp(spec)}, note
+        direct, fft = model.conv_direct(spec), model.conv_fft(spec)
+        if op == "transpose":
+            return {"auto": min(direct, fft)}, note
+        return {"direct": direct, "fft": fft}, note
+
+    return costs
+
+
+def _rates_note(target: Backend, sel: selection.Selection) -> str:
+    calibrated = calibration.is_calibrated(target, sel.options)
+    return "calibrated rates" if calibrated else "built-in rates"
+
+
+def _choose(
+    host: plugins.PluginHost,
+    sel: selection.Selection,
+    inputs: list[tuple[Backend, Any]],
+    method: str,
+    method_costs: planner.MethodCosts,
+    cross: bool = True,
+    run: bool = True,
+) -> tuple[Backend, selection.Selection, MethodChoice]:
+    """The backend, its selection and the method a call runs with: the selected
+    backend, or for ``auto`` the cheapest candidate (:mod:`convkit.planner`); ``cross``
+    lets ``auto`` look beyond the input's owner. When the call will ``run``, the thread
+    setting is applied to the backend."""
     if method not in METHODS:
         raise ValueError(
             f"method={method!r} is not a method; expected one of "
             f"{', '.join(repr(m) for m in METHODS)}"
         )
-    costs = {
-        "direct": target.capabilities.costs.conv_direct(spec),
-        "fft": target.capabilities.costs.conv_fft(spec),
-    }
-    if method != "auto":
-        return MethodChoice(method, target.name, costs, "requested")
-    best = min(costs, key=costs.__getitem__)
-    return MethodChoice(best, target.name, costs, "lowest estimated cost")
+    owner = inputs[0][0]
+    if sel.name == selection.AUTO:
+        host_inputs = cross and all(o.in_host_memory(a) for o, a in inputs)
+        backends = planner.candidates(host, sel, _check_available(owner), host_inputs)
+        for candidate in backends:  # a bad option in a backend's own table is an error
+            bsel = selection.for_backend(sel, candidate.name)
+            own = {k: v for k, v in bsel.options.items() if k not in sel.options}
+            if own:
+                _check_options(candidate, selection.Selection(candidate.name, own, bsel.source))
+    else:
+        backends = [_check_available(_registered(host, sel), sel.source)]
+    target, sel, choice = planner.plan(backends, sel, method, method_costs, owner)
+    if run:
+        threads.apply(target)
+    return target, sel, choice
 
 
 def convolve(
@@ -463,9 +551,40 @@ def choose_method(
     a_owner, b_owner = _owner(host, a, "in1"), _owner(host, b, "in2")
     spec = SignalSpec.build(tuple(a.shape), tuple(b.shape), mode, axes)
     dtype = _signal_dtype(a_owner.dtype_name(a), b_owner.dtype_name(b))
-    target, sel = _backend(host, sel, a_owner)
-    exact = _fft_exact(a_owner, a, b_owner, b, spec, dtype)
-    return _signal_method(target, spec, "auto", dtype, exact)
+    costs = _signal_costs(spec, dtype, "auto", a_owner, a, b_owner, b)
+    cross = dtype not in INTEGER_DTYPES
+    return _choose(host, sel, [(a_owner, a), (b_owner, b)], "auto", costs, cross, run=False)[2]
+
+
+def _signal_costs(
+    spec: SignalSpec, dtype: str, method: str, a_owner: Backend, a: Any, b_owner: Backend, b: Any
+) -> planner.MethodCosts:
+    """The estimates of a ``convolve``/``correlate`` on one candidate backend, after
+    checking that it supports the call."""
+    exact: list[bool] = []  # computed once: it reads the inputs
+
+    def costs(target: Backend, sel: selection.Selection) -> tuple[dict[str, float], str]:
+        caps = target.capabilities
+        if dtype not in caps.dtypes and dtype not in INTEGER_DTYPES:
+            raise TypeError(
+                f"backend {target.name!r} does not support dtype {dtype}; it supports "
+                f"{', '.join(caps.dtypes)}"
+            )
+        _check_options(target, sel)
+        has_f64 = "float64" in caps.dtypes
+        if dtype in INTEGER_DTYPES and method == "fft" and not has_f64:
+            raise ValueError(
+                f"backend {target.name!r} has no float64, so its FFT cannot keep integers "
+                f"exact; use method='direct' or cast to float"
+            )
+        if not exact:
+            exact.append(_fft_exact(a_owner, a, b_owner, b, spec, dtype))
+        choice = _signal_method(target, spec, method, dtype, has_f64 and exact[0], sel.options)
+        if choice.reason not in ("lowest estimated cost", "requested"):
+            return choice.costs, choice.reason
+        return choice.costs, _rates_note(target, sel)
+
+    return costs
 
 
 def _signal_dtype(d1: str, d2: str) -> str:
@@ -493,14 +612,19 @@ def _fft_exact(
 
 
 def _signal_method(
-    target: Backend, spec: SignalSpec, method: str, dtype: str, fft_exact: bool
+    target: Backend,
+    spec: SignalSpec,
+    method: str,
+    dtype: str,
+    fft_exact: bool,
+    options: Any,
 ) -> MethodChoice:
     if method not in METHODS:
         raise ValueError(
             f"method={method!r} is not a method; expected one of "
             f"{', '.join(repr(m) for m in METHODS)}"
         )
-    model = target.capabilities.costs
+    model = calibration.cost_model(target, options)
     costs = {
         "direct": model.convolve_direct(spec),
         "fft": model.convolve_fft(spec, xpsignal.oa_blocks(spec)),
@@ -547,24 +671,13 @@ def _signal(
     a_owner, b_owner = _owner(host, a, "in1"), _owner(host, b, "in2")
     spec = SignalSpec.build(tuple(a.shape), tuple(b.shape), mode, axes, correlate=correlate)
     dtype = _signal_dtype(a_owner.dtype_name(a), b_owner.dtype_name(b))
-    target, sel = _backend(host, sel, a_owner)
-    caps = target.capabilities
-    if dtype not in caps.dtypes and dtype not in INTEGER_DTYPES:
-        raise TypeError(
-            f"backend {target.name!r} does not support dtype {dtype}; it supports "
-            f"{', '.join(caps.dtypes)}"
-        )
-    _check_options(target, sel)
     integer = dtype in INTEGER_DTYPES
+    costs = _signal_costs(spec, dtype, method, a_owner, a, b_owner, b)
+    target, sel, choice = _choose(
+        host, sel, [(a_owner, a), (b_owner, b)], method, costs, not integer
+    )
+    caps = target.capabilities
     has_f64 = "float64" in caps.dtypes
-    # integers are exact through float64 only where the backend really computes in it
-    fft_exact = has_f64 and _fft_exact(a_owner, a, b_owner, b, spec, dtype)
-    if integer and method == "fft" and not has_f64:
-        raise ValueError(
-            f"backend {target.name!r} has no float64, so its FFT cannot keep integers "
-            f"exact; use method='direct' or cast to float"
-        )
-    choice = _signal_method(target, spec, method, dtype, fft_exact)
     compute = dtype
     if integer and choice.method == "direct":
         taps = math.prod(min(spec.shape1[i], spec.shape2[i]) for i in spec.conv_axes)
@@ -672,16 +785,9 @@ def _result_dtype(x_dtype: str, w_dtype: str) -> str:
     return str(np.result_type(np.dtype(x_dtype), np.dtype(w_dtype)))
 
 
-def _backend(
-    host: plugins.PluginHost, sel: selection.Selection, owner: Backend
-) -> tuple[Backend, selection.Selection]:
-    """The backend object for a selection (``auto`` means the input's owner), and the
-    selection completed with that backend's options from the config file."""
-    if sel.name == selection.AUTO:
-        target = _check_available(owner)
-    else:
-        target = _check_available(_registered(host, sel), sel.source)
-    return target, selection.for_backend(sel, target.name)
+def registered_backend(name: str) -> Backend:
+    """The registered backend called ``name`` (available or not), or a ``ValueError``."""
+    return _registered(plugins.host(), selection.Selection(name, {}, "argument"))
 
 
 def _registered(host: plugins.PluginHost, sel: selection.Selection) -> Backend:

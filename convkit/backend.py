@@ -49,6 +49,10 @@ class Capabilities:
     integer_conv: bool = False
     """Whether ``conv`` computes integer dtypes exactly (used by ``convolve``'s direct
     method when float64 would not be exact)."""
+    host_arrays: bool = False
+    """Whether the default backend ``auto`` may run this backend on arrays in host
+    memory that another backend owns (NumPy arrays, CPU tensors): its :meth:`~Backend.asarray`
+    takes a NumPy array without copying it or moving it off the host."""
     costs: CostModel = field(default_factory=CostModel)
 
     def supports_ndim(self, d: int) -> bool:
@@ -114,6 +118,22 @@ class Backend:
         ``like``, an array this backend owns. Called on the backend that owns the
         caller's input, so results come back the way they went in."""
         raise NotImplementedError
+
+    def in_host_memory(self, obj: Any) -> bool:
+        """Whether ``obj``, an array this backend owns, lives in host memory and
+        :meth:`to_numpy` returns it without copying or computing anything; only then may
+        ``auto`` hand it to another backend. The default, ``False``, keeps arrays with
+        their owner."""
+        return False
+
+    def cost_model(self, options: Mapping[str, Any]) -> CostModel:
+        """The built-in cost model for a call with ``options`` (such as its device);
+        ``convkit calibrate`` measures this machine's and takes precedence."""
+        return self.capabilities.costs
+
+    def set_threads(self, threads: int) -> None:
+        """Use ``threads`` threads in this backend's libraries from now on (the core
+        calls this when the ``threads`` setting changes). The default does nothing."""
 
     def devices_here(self) -> tuple[str, ...]:
         """The declared devices that exist on this machine (default: all declared)."""
@@ -216,8 +236,11 @@ class Backend:
         algorithms built on it. Dilation and groups it does not declare are rewritten:
         a dilated kernel becomes a larger one with zeros between the taps, and a grouped
         call one call per group."""
+        from convkit import calibration
+
         caps = self.capabilities
         xp = self.namespace()
+        model = calibration.cost_model(self, options)
 
         def conv(x: Any, w: Any, spec: ConvSpec) -> Any:
             if not caps.dilation and any(d > 1 for d in spec.dilation):
@@ -233,7 +256,7 @@ class Backend:
                     for g in range(spec.groups)
                 ]
                 return xp.concat(parts, axis=1)
-            method = "fft" if caps.costs.conv_fft(spec) < caps.costs.conv_direct(spec) else "direct"
+            method = "fft" if model.conv_fft(spec) < model.conv_direct(spec) else "direct"
             return self.conv(x, w, None, dataclasses.replace(spec, method=method), options)
 
         return conv
@@ -241,9 +264,42 @@ class Backend:
     def conv_fft(
         self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
     ) -> Any:
-        """The FFT method of :meth:`conv`: pad, then :func:`convkit.xpsignal.fft_conv`."""
+        """The FFT method of :meth:`conv`: pad, then :func:`convkit.xpsignal.fft_conv`.
+
+        With one input and one output channel per group (a single-channel image or
+        signal, or a depthwise layer) there is no channel sum: each channel is a
+        correlation with its own kernel, so the call goes to this backend's
+        :meth:`convolve`, which may use overlap-add when the input is much longer than
+        the kernel."""
+        xp = self.namespace()
         xpad = self.pad(x, spec.padding, spec.padding_mode)
-        return xpsignal.fft_conv(self.namespace(), xpad, weight, bias, spec, self.fft_module())
+        if spec.in_channels == spec.groups == spec.out_channels and spec.batch > 0:
+            return self._fft_per_channel(xp, xpad, weight, bias, spec, options)
+        return xpsignal.fft_conv(xp, xpad, weight, bias, spec, self.fft_module())
+
+    def _fft_per_channel(
+        self,
+        xp: Any,
+        xpad: Any,
+        weight: Any,
+        bias: Any | None,
+        spec: ConvSpec,
+        options: Mapping[str, Any],
+    ) -> Any:
+        if any(d > 1 for d in spec.dilation):
+            weight = xpsignal.dilate(xp, weight, spec.dilation)
+        kernel = xp.reshape(weight, (1, spec.out_channels, *weight.shape[2:]))
+        if xp.isdtype(kernel.dtype, "complex floating"):
+            kernel = xp.conj(kernel)  # correlate conjugates its second input; conv does not
+        axes = tuple(range(2, 2 + spec.ndim))
+        sig = SignalSpec.build(
+            tuple(xpad.shape), tuple(kernel.shape), "valid", axes, correlate=True
+        )
+        y = self.convolve(xpad, kernel, sig, "fft", options)
+        y = y[(slice(None), slice(None), *(slice(None, None, s) for s in spec.stride))]
+        if bias is not None:
+            y = y + xp.reshape(bias, (-1, *(1,) * spec.ndim))
+        return y
 
 
 @dataclass(frozen=True)

@@ -143,17 +143,52 @@ def _time(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def _rss() -> int | None:
+    """This process's resident memory in bytes (Linux), or ``None`` elsewhere."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+PAGE = 4096
+
+
 def _extra_memory(fn: Callable[[], object]) -> float:
-    """MiB NumPy allocated during ``fn()`` beyond the result it returned (reused
-    scratch arrays were allocated on an earlier call and do not count)."""
+    """Peak MiB ``fn()`` needed beyond its inputs and the result it returned: the larger
+    of what NumPy allocated (``tracemalloc``) and the growth of the process's resident
+    memory, sampled every half millisecond (which also sees torch's and BLAS's
+    buffers). Scratch memory kept from an earlier call does not count."""
+    import threading
+
+    baseline = _rss()
+    peak_rss = [baseline or 0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            now = _rss() or 0
+            peak_rss[0] = max(peak_rss[0], now)
+            done.wait(0.0005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if baseline is not None:
+        sampler.start()
     tracemalloc.start()
     try:
         result = fn()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+        done.set()
+        if baseline is not None:
+            sampler.join()
     out = getattr(result, "nbytes", 0) or 0
-    return max(0.0, (peak - out) / 2**20)
+    if not out and hasattr(result, "numel"):  # a tensor
+        out = result.numel() * getattr(result, "element_size")()  # noqa: B009
+    grown = peak_rss[0] - baseline if baseline is not None else 0
+    return max(0.0, (max(peak, grown) - out) / 2**20)
 
 
 def candidates(work: Workload, quick: bool) -> tuple[dict[str, Callable[[], object]], list[str]]:
@@ -171,9 +206,11 @@ def candidates(work: Workload, quick: bool) -> tuple[dict[str, Callable[[], obje
     if work.backward:
         y = np.asarray(ck.conv(x, w, **kw))
         g = np.ones_like(y)
+        out["convkit auto"] = functools.partial(ck.conv_vjp, x, w, g, **kw)
         for name in names:
             out[f"convkit {name}"] = functools.partial(ck.conv_vjp, x, w, g, backend=name, **kw)
     else:
+        out["convkit auto"] = functools.partial(ck.conv, x, w, backend="auto", **kw)
         for name in names:
             choice = ck.choose_conv_method(x, w, backend=name, **kw)
             costs = choice.costs
@@ -342,6 +379,41 @@ def table(rows: Sequence[Row], peak: float) -> str:
             f"{r.workload:16} {r.candidate:38} {r.median_s * 1e3:10.2f} {ratio:>8} "
             f"{r.gflops:8.1f} {100 * r.peak_fraction:6.1f}% {r.extra_mib:9.1f}"
         )
+    return "\n".join(lines)
+
+
+def peer_library(candidate: str) -> str:
+    """The library a peer row belongs to, across workloads (``torch F.conv2d (peer)``
+    and ``torch F.conv1d (peer)`` are both ``torch F.conv``).
+
+    >>> peer_library("torch F.conv2d (peer)")
+    'torch F.conv'
+    """
+    name = candidate.removesuffix(" (peer)")
+    return name[:-2] if name.startswith("torch F.conv") else name
+
+
+def summary(rows: Sequence[Row], candidate: str = "convkit auto") -> str:
+    """``candidate`` against each peer library: the geometric mean, over the workloads
+    both ran, of the candidate's time over the peer's (below 1: the candidate is
+    faster), and the candidate's worst ratio to the best peer of a workload."""
+    mine = {r.workload: r.median_s for r in rows if r.candidate == candidate and not r.error}
+    ratios: dict[str, list[float]] = {}
+    for r in rows:
+        if r.peer and not r.error and r.workload in mine:
+            ratios.setdefault(peer_library(r.candidate), []).append(mine[r.workload] / r.median_s)
+    lines = [f"{candidate} against each peer (geometric mean of time ratios; <1: faster):"]
+    for lib, rs in sorted(ratios.items()):
+        gm = math.exp(statistics.fmean(math.log(x) for x in rs))
+        lines.append(f"  {lib:36} {gm:6.2f}x over {len(rs)} workload(s)")
+    vs_best = [
+        (r.ratio_to_best_peer, r.workload)
+        for r in rows
+        if r.candidate == candidate and r.ratio_to_best_peer == r.ratio_to_best_peer
+    ]
+    if vs_best:
+        worst, where = max(vs_best)
+        lines.append(f"  worst ratio to a workload's best peer: {worst:.2f}x ({where})")
     return "\n".join(lines)
 
 

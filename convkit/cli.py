@@ -116,6 +116,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     rows, peak = bench.run(args.only, quick=args.quick, rounds=args.rounds)
     print(bench.table(rows, peak))
+    print()
+    print(bench.summary(rows))
     if args.json:
         bench.write_json(rows, peak, args.json)
     if args.plot:
@@ -124,22 +126,41 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from convkit import api
 
-    x, w = np.empty(args.x, dtype=args.dtype), np.empty(args.w, dtype=args.dtype)
-    kwargs = dict(
-        stride=args.stride, padding=args.padding, dilation=args.dilation, groups=args.groups
+    kwargs: dict[str, object] = {}
+    if args.op in ("conv", "conv_vjp"):
+        kwargs = dict(
+            stride=args.stride, padding=args.padding, dilation=args.dilation, groups=args.groups
+        )
+    else:
+        kwargs = {"mode": args.mode}
+    choice = api.explain(
+        tuple(args.x), tuple(args.w), op=args.op, dtype=args.dtype, backend=args.backend, **kwargs
     )
-    print(f"conv x{tuple(args.x)} w{tuple(args.w)} {kwargs}")
-    for info in api.list_backends():
-        if not info.available:
-            continue
-        choice = api.choose_conv_method(x, w, backend=info.name, **kwargs)
-        costs = ", ".join(f"{m} {c * 1e3:.2f} ms" for m, c in choice.costs.items())
-        print(f"  {info.name:8} picks {choice.method:6} (estimated: {costs})")
+    args_text = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    print(f"{args.op} x{tuple(args.x)} w{tuple(args.w)} {args.dtype} {args_text}")
+    print(choice)
     return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from convkit import calibration
+
+    def progress(key: str) -> None:
+        print(f"measuring {key} ...", file=sys.stderr, flush=True)
+
+    models, versions, failures = calibration.calibrate(
+        args.backend, quick=args.quick, progress=progress
+    )
+    for key, model in models.items():
+        rates = ", ".join(f"{k}={v:.3g}" for k, v in vars(model).items() if v is not None)
+        print(f"{key:12} {rates}")
+    for key, why in failures.items():
+        print(f"{key:12} not calibrated: {why}")
+    if models and not args.dry_run:
+        print(f"stored in {calibration.save(models, versions)}")
+    return 1 if failures and not models else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these exercises")
     p.add_argument(
-        "--backend", default=None, help="backend selection (default: numpy arrays -> numpy)"
+        "--backend",
+        default="numpy",
+        help="backend selection (default: numpy; 'auto' picks the fastest per call)",
     )
     p.add_argument("--out", default="out/exercises", help="directory for report.md and figures")
     p.add_argument("--quick", action="store_true", help="smaller data and shorter training")
@@ -187,9 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", help="also draw a PNG chart")
     p.set_defaults(func=_bench)
 
-    p = sub.add_parser("explain", help="what method each backend picks for a conv, and why")
-    p.add_argument("--x", type=int, nargs="+", required=True, help="input shape")
-    p.add_argument("--w", type=int, nargs="+", required=True, help="weight shape")
+    p = sub.add_parser(
+        "calibrate",
+        help="measure this machine's cost models for auto (kept in the user's cache)",
+    )
+    p.add_argument("--backend", nargs="+", metavar="NAME", help="only these backends")
+    p.add_argument("--quick", action="store_true", help="smaller problems, less accurate")
+    p.add_argument("--dry-run", action="store_true", help="measure and print, store nothing")
+    p.set_defaults(func=_calibrate)
+
+    p = sub.add_parser(
+        "explain", help="what auto picks for a call, and the estimated cost of each alternative"
+    )
+    p.add_argument("--x", type=int, nargs="+", required=True, help="input shape (in1)")
+    p.add_argument("--w", type=int, nargs="+", required=True, help="weight shape (in2)")
+    p.add_argument("--op", default="conv", choices=("conv", "conv_vjp", "convolve", "correlate"))
+    p.add_argument("--mode", default="full", help="convolve/correlate mode")
+    p.add_argument("--backend", default=None, help="explain only this backend")
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--padding", type=int, default=0)
     p.add_argument("--dilation", type=int, default=1)

@@ -30,6 +30,10 @@ class CostModel:
     - ``fft_overhead``: extra fixed seconds of the FFT method (several transforms, each
       with its setup); it keeps tiny inputs on the direct method, which is also exact
       to the last bit there.
+    - ``depthwise_rate``: multiply-adds per second of a depthwise layer's direct method
+      (one input and one output channel per group: elementwise, memory-bound work).
+    - ``vjp_factor``: seconds of ``conv_vjp`` (input and weight gradients) per second of
+      the forward direct method.
     """
 
     mac_rate: float = 5e10
@@ -38,6 +42,8 @@ class CostModel:
     call_overhead: float = 2e-5
     fft_overhead: float = 1e-4
     spectral_mac_rate: float | None = None
+    depthwise_rate: float = 4e9
+    vjp_factor: float = 3.0
 
     def _fft(self, points: float, transforms: float) -> float:
         if points <= 1:
@@ -49,6 +55,8 @@ class CostModel:
         positions = spec.batch * math.prod(spec.output_size)
         per_position = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
         macs = positions * per_position * spec.out_channels
+        if spec.in_channels == spec.groups == spec.out_channels:
+            return self.call_overhead + macs / self.depthwise_rate
         gathered = positions * per_position * spec.groups
         return self.call_overhead + macs / self.mac_rate + gathered / self.tap_rate
 
@@ -69,6 +77,11 @@ class CostModel:
             + self._fft(points, transforms)
             + contraction / (self.spectral_mac_rate or self.mac_rate)
         )
+
+    def conv_vjp(self, spec: ConvSpec) -> float:
+        """Seconds of ``conv_vjp`` for the forward call ``spec``."""
+        forward = min(self.conv_direct(spec), self.conv_fft(spec))
+        return self.call_overhead + self.vjp_factor * forward
 
     def convolve_direct(self, spec: SignalSpec) -> float:
         """Seconds of the direct method for a ``convolve``/``correlate`` call."""

@@ -9,7 +9,8 @@ Six levels, most specific first; the first that names a backend wins:
 5. a config file: the file named by ``CONVKIT_CONFIG``, else the nearest
    ``convkit.toml`` (top-level keys) or ``pyproject.toml`` with a ``[tool.convkit]``
    table, searching upward from the working directory;
-6. the default, ``"auto"``: the backend that owns the input's array type.
+6. the default, ``"auto"``: per call, the backend and method expected to be fastest
+   among those that can take the input where it lives (see :mod:`convkit.planner`).
 
 Everything is read when a call needs it, so changing an environment variable or a
 config file after ``import convkit`` takes effect. Options for one backend (such as its
@@ -175,6 +176,7 @@ class Config:
     backend: str | None
     device: str | None
     backend_options: Mapping[str, Mapping[str, Any]]
+    threads: int | None = None
 
     def source(self, key: str) -> str:
         """Where ``key`` came from, for provenance strings."""
@@ -263,14 +265,19 @@ def _parse_config(path: Path, is_pyproject: bool) -> Config | None:
     for key, value in (("backend", backend), ("device", device)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ConfigError(f"{where(key)} must be a non-empty string; got {value!r}")
+    threads = data.get("threads")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ConfigError(f"{where('threads')} must be a positive integer; got {threads!r}")
     options: dict[str, Mapping[str, Any]] = {}
     for key, value in data.items():
-        if key in ("backend", "device"):
+        if key in ("backend", "device", "threads"):
             continue
         if not isinstance(value, dict):
             raise ConfigError(
                 f"{where(key)} = {value!r} is not a setting; expected 'backend', "
-                f"'device', or a table of options for one backend such as [{key}]"
+                f"'device', 'threads', or a table of options for one backend such as [{key}]"
             )
         options[key] = MappingProxyType(dict(value))
-    return Config(path, table_name, backend, device, MappingProxyType(options))
+    return Config(path, table_name, backend, device, MappingProxyType(options), threads)

@@ -64,11 +64,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(autouse=True)
 def clean_selection(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
-    """Each test starts with no backend selected at any level and outside any config
-    file's reach."""
-    for var in ("CONVKIT_BACKEND", "CONVKIT_DEVICE", "CONVKIT_CONFIG"):
+    """Each test starts with no backend selected at any level, outside any config
+    file's reach, with the built-in cost models (an empty cache directory) and the
+    default thread count."""
+    for var in ("CONVKIT_BACKEND", "CONVKIT_DEVICE", "CONVKIT_CONFIG", "CONVKIT_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CONVKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     selection.set_backend(None)
+    ck.set_threads(None)
     yield
     selection.set_backend(None)
+    ck.set_threads(None)

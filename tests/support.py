@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from pathlib import Path
 def clean_environ(**env: str) -> dict[str, str]:
     """This environment without convkit's and JAX's settings, plus ``env``."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("CONVKIT_", "JAX_"))}
+    # built-in cost models, whatever this user calibrated
+    environ["CONVKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="convkit-cache-")
     environ.update(env)
     return environ
 

@@ -1,4 +1,4 @@
-"""``convkit bench`` and ``convkit explain``: they run, and report what they measured."""
+"""``convkit bench``: it runs, and reports what it measured."""
 
 from __future__ import annotations
 
@@ -64,33 +64,3 @@ def test_bench_writes_json_and_a_chart(tmp_path: Path) -> None:
 def test_unknown_workload_is_named() -> None:
     with pytest.raises(ValueError, match=r"unknown workload\(s\) cnn5; valid: cnn3x3, audio1k"):
         bench.run(["cnn5"])
-
-
-def test_explain_shows_every_backends_choice() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "convkit",
-            "explain",
-            "--x",
-            "8",
-            "64",
-            "56",
-            "56",
-            "--w",
-            "64",
-            "64",
-            "3",
-            "3",
-            "--padding",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr
-    numpy_line = next(
-        line for line in result.stdout.splitlines() if line.strip().startswith("numpy")
-    )
-    assert "picks direct" in numpy_line and "fft" in numpy_line and "ms" in numpy_line

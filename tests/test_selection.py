@@ -252,7 +252,8 @@ def test_config_file_edited_after_first_read(
         ("backend = \n", r"convkit.toml: not valid TOML"),
         ("backend = 3\n", r"convkit.toml: backend must be a non-empty string; got 3"),
         ('device = ""\n', r"convkit.toml: device must be a non-empty string"),
-        ("threads = 4\n", r"convkit.toml: threads = 4 is not a setting"),
+        ("chunks = 4\n", r"convkit.toml: chunks = 4 is not a setting"),
+        ("threads = 0\n", r"convkit.toml: threads must be a positive integer; got 0"),
     ],
 )
 def test_malformed_config_names_file_and_key(

@@ -32,14 +32,26 @@ class ScipyBackend(Backend):
     capabilities = Capabilities(
         devices=("cpu",),
         array_types=("numpy.ndarray",),
+        host_arrays=True,
         integer_conv=True,
-        costs=CostModel(mac_rate=1.1e8, tap_rate=1e8, fft_rate=5e9, spectral_mac_rate=5e10),
+        costs=CostModel(
+            mac_rate=1.1e8, tap_rate=1e8, fft_rate=5e9, spectral_mac_rate=5e9, depthwise_rate=1.5e9
+        ),
     )
     requires = ("scipy",)
     install_hint = "pip install scipy"
 
     def owns(self, obj: object) -> bool:
         return False  # NumPy arrays belong to the numpy backend
+
+    workers = -1
+    """SciPy FFT worker threads (``-1``: all cores), from the ``threads`` setting."""
+
+    def set_threads(self, threads: int) -> None:
+        from convkit.threads import limit_blas
+
+        limit_blas(threads)
+        self.workers = threads
 
     def asarray(self, obj: Any, dtype: str, options: Mapping[str, Any]) -> np.ndarray:
         return np.asarray(obj, dtype=dtype)
@@ -55,7 +67,7 @@ class ScipyBackend(Backend):
 
         names = ("rfftn", "irfftn", "fftn", "ifftn")
         return types.SimpleNamespace(
-            **{n: functools.partial(getattr(scipy.fft, n), workers=-1) for n in names}
+            **{n: functools.partial(getattr(scipy.fft, n), workers=self.workers) for n in names}
         )
 
     def pad(self, x: np.ndarray, padding: tuple[tuple[int, int], ...], mode: str) -> np.ndarray:

@@ -31,14 +31,41 @@ class TorchBackend(Backend):
         dtypes=FLOAT_DTYPES + COMPLEX_DTYPES,
         devices=("cpu", "cuda"),
         array_types=("torch.Tensor",),
-        costs=CostModel(mac_rate=1.5e11, tap_rate=7.5e9, fft_rate=1.3e10),
+        host_arrays=True,
+        costs=CostModel(
+            mac_rate=1.5e11,
+            tap_rate=7.5e9,
+            fft_rate=1.3e10,
+            spectral_mac_rate=7e9,
+            depthwise_rate=1.5e10,
+            vjp_factor=2.8,
+        ),
     )
+    cuda_costs = CostModel(
+        mac_rate=2e13, tap_rate=2e11, fft_rate=5e11, call_overhead=5e-5, fft_overhead=2e-4
+    )
+    """Built-in rates on a CUDA device (an H100-class GPU, transfers included roughly);
+    ``convkit calibrate`` measures the device at hand."""
     requires = ("torch", "array_api_compat")
     install_hint = "pip install 'convkit[torch]'"
 
     def owns(self, obj: object) -> bool:
         torch = sys.modules.get("torch")  # a tensor exists only if torch was imported
         return torch is not None and isinstance(obj, torch.Tensor)
+
+    def in_host_memory(self, obj: Any) -> bool:
+        import torch
+
+        return obj.device.type == "cpu" and not (obj.requires_grad and torch.is_grad_enabled())
+
+    def cost_model(self, options: Mapping[str, Any]) -> CostModel:
+        device = str(options.get("device") or "cpu")
+        return self.cuda_costs if device.startswith("cuda") else self.capabilities.costs
+
+    def set_threads(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
 
     def dtype_name(self, obj: Any) -> str:
         return str(obj.dtype).removeprefix("torch.")
