@@ -427,8 +427,9 @@ def _conv_costs(spec: ConvSpec, dtype: str, op: str) -> planner.MethodCosts:
 
     def costs(target: Backend, sel: selection.Selection) -> tuple[dict[str, float], str]:
         _check_capabilities(target, sel, spec, dtype)
-        model = calibration.cost_model(target, sel.options)
-        note = _rates_note(target, sel)
+        model, calibrated = calibration.lookup(target, sel.options)
+        model = model.for_dtype(dtype)
+        note = "calibrated rates" if calibrated else "built-in rates"
         if op == "conv_vjp":
             return {"auto": model.conv_vjp(spec)}, note
         direct, fft = model.conv_direct(spec), model.conv_fft(spec)
@@ -473,9 +474,20 @@ def _choose(
                 _check_options(candidate, selection.Selection(candidate.name, own, bsel.source))
     else:
         backends = [_check_available(_registered(host, sel), sel.source)]
-    target, sel, choice = planner.plan(backends, sel, method, method_costs, owner)
+    device = owner.device_of(inputs[0][1])
+
+    def on_input_device(
+        backend: Backend, bsel: selection.Selection
+    ) -> tuple[dict[str, float], str]:
+        """Estimates for the owner on the input's own device (a CUDA tensor is
+        estimated with CUDA rates even when no ``device`` was given)."""
+        if backend is owner and device != "cpu" and "device" not in bsel.options:
+            bsel = selection.Selection(bsel.name, {**bsel.options, "device": device}, bsel.source)
+        return method_costs(backend, bsel)
+
+    target, sel, choice = planner.plan(backends, sel, method, on_input_device, owner)
     if run:
-        threads.apply(target)
+        threads.apply(target, selection.config_of(sel) or selection.NO_CONFIG)
     return target, sel, choice
 
 
@@ -624,7 +636,7 @@ def _signal_method(
             f"method={method!r} is not a method; expected one of "
             f"{', '.join(repr(m) for m in METHODS)}"
         )
-    model = calibration.cost_model(target, options)
+    model = calibration.lookup(target, options)[0].for_dtype(dtype)
     costs = {
         "direct": model.convolve_direct(spec),
         "fft": model.convolve_fft(spec, xpsignal.oa_blocks(spec)),

@@ -126,6 +126,11 @@ class Backend:
         their owner."""
         return False
 
+    def device_of(self, obj: Any) -> str:
+        """The kind of device an array this backend owns lives on (``"cpu"``,
+        ``"cuda"``); ``auto`` estimates a call on the input's own device."""
+        return "cpu"
+
     def cost_model(self, options: Mapping[str, Any]) -> CostModel:
         """The built-in cost model for a call with ``options`` (such as its device);
         ``convkit calibrate`` measures this machine's and takes precedence."""

@@ -44,22 +44,28 @@ def cache_dir() -> Path:
     '/tmp/convkit-cache'
     >>> del os.environ["CONVKIT_CACHE_DIR"]
     """
-    named = os.environ.get("CONVKIT_CACHE_DIR", "").strip()
+    return Path(_cache_dir())
+
+
+def _cache_dir() -> str:
+    # plain strings: this runs on every call under auto
+    env = os.environ
+    named = env.get("CONVKIT_CACHE_DIR", "").strip()
     if named:
-        return Path(named)
-    home = Path.home()
+        return named
+    home = os.path.expanduser("~")
     if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
-        return Path(base) / "convkit" / "Cache"
+        base = env.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+        return os.path.join(base, "convkit", "Cache")
     if sys.platform == "darwin":
-        return home / "Library" / "Caches" / "convkit"
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(home / ".cache")
-    return Path(base) / "convkit"
+        return os.path.join(home, "Library", "Caches", "convkit")
+    base = env.get("XDG_CACHE_HOME", "").strip() or os.path.join(home, ".cache")
+    return os.path.join(base, "convkit")
 
 
 def costs_path() -> Path:
     """The file holding this machine's calibrated cost models."""
-    return cache_dir() / "costs.json"
+    return Path(_cache_dir(), "costs.json")
 
 
 def model_key(backend: str, options: Mapping[str, Any]) -> str:
@@ -92,15 +98,16 @@ def stored() -> dict[str, Any]:
     A file that cannot be read or was written for another machine is ignored with a
     warning: a stale measurement must not break a call.
     """
-    path = costs_path()
+    name = os.path.join(_cache_dir(), "costs.json")
     try:
-        stat = path.stat()
+        stat = os.stat(name)
     except OSError:
         return {}
     key = (stat.st_mtime_ns, stat.st_size)
-    hit = _cache.get(str(path))
+    hit = _cache.get(name)
     if hit is not None and hit[0] == key:
         return hit[1]
+    path = Path(name)
     entries: dict[str, Any] = {}
     try:
         data = json.loads(path.read_text())
@@ -129,16 +136,20 @@ def stored() -> dict[str, Any]:
 def cost_model(backend: Backend, options: Mapping[str, Any]) -> CostModel:
     """The cost model ``auto`` uses for ``backend`` with ``options``: the calibrated one
     when ``costs.json`` holds one for this backend version, else the built-in one."""
-    return _lookup(backend, options)[0]
+    return lookup(backend, options)[0]
 
 
 def is_calibrated(backend: Backend, options: Mapping[str, Any]) -> bool:
     """Whether :func:`cost_model` comes from a measurement on this machine."""
-    return _lookup(backend, options)[1]
+    return lookup(backend, options)[1]
 
 
-def _lookup(backend: Backend, options: Mapping[str, Any]) -> tuple[CostModel, bool]:
-    entry = stored().get(model_key(backend.name, options))
+def lookup(backend: Backend, options: Mapping[str, Any]) -> tuple[CostModel, bool]:
+    """:func:`cost_model` and :func:`is_calibrated` at once."""
+    entries = stored()
+    if not entries:
+        return backend.cost_model(options), False
+    entry = entries.get(model_key(backend.name, options))
     if entry is not None and entry.get("version") == _version(backend):
         fields = {f.name for f in dataclasses.fields(CostModel)}
         rates = {k: v for k, v in entry.get("rates", {}).items() if k in fields}
@@ -272,6 +283,16 @@ def _measure(name: str, options: Mapping[str, Any], prior: CostModel, quick: boo
     )
     forward = min(model.conv_direct(spec), model.conv_fft(spec))  # what conv_vjp scales
     model = dataclasses.replace(model, vjp_factor=max(t_vjp - overhead, 0.0) / forward)
+    # double precision: the same direct conv and FFT convolve in float64
+    cx64, cw64, big64, k64 = (a.astype(np.float64) for a in (cx, cw, big, k31))
+    t64 = timed(lambda: api.conv(cx64, cw64, padding=1, method="direct", backend=target))
+    t_fft = timed(lambda: api.convolve(big, k31, "full", method="fft", backend=target))
+    t_fft64 = timed(lambda: api.convolve(big64, k64, "full", method="fft", backend=target))
+    model = dataclasses.replace(
+        model,
+        float64_factor=max(t64 - overhead, 0.0) / max(t_fwd - overhead, t_fwd / 10),
+        float64_fft_factor=max(t_fft64 - overhead, 0.0) / max(t_fft - overhead, t_fft / 10),
+    )
     dx, dw = arr(4 // s, 64, 56, 56), arr(64, 1, 3, 3)
     t = timed(lambda: api.conv(dx, dw, padding=1, groups=64, method="direct", backend=target))
     macs = dx.size * 9

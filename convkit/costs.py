@@ -1,13 +1,15 @@
 """The cost model behind ``method="auto"``: estimated seconds of each method, per backend.
 
 Every backend declares a :class:`CostModel` with a few rates measured on a 2-core x86-64
-CPU (``benchmarks/calibrate_costs.py`` measures them again anywhere). The estimates use
-the actual sizes of the call, so the choice moves with kernel size, channel counts and
-input length rather than following one fixed threshold.
+CPU; ``convkit calibrate`` measures them on the machine at hand (see
+:mod:`convkit.calibration`). The estimates use the actual sizes of the call, so the
+choice moves with kernel size, channel counts and input length rather than following
+one fixed threshold.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -32,6 +34,9 @@ class CostModel:
       to the last bit there.
     - ``depthwise_rate``: multiply-adds per second of a depthwise layer's direct method
       (one input and one output channel per group: elementwise, memory-bound work).
+    - ``float64_factor`` and ``float64_fft_factor``: how many times longer the direct
+      and the FFT methods take in double precision (float64, complex128) than in
+      single precision.
     - ``vjp_factor``: seconds of ``conv_vjp`` (input and weight gradients) per second of
       the forward direct method.
     """
@@ -44,6 +49,29 @@ class CostModel:
     spectral_mac_rate: float | None = None
     depthwise_rate: float = 4e9
     vjp_factor: float = 3.0
+    float64_factor: float = 2.0
+    float64_fft_factor: float = 2.0
+
+    def for_dtype(self, dtype: str) -> CostModel:
+        """This model with its rates for ``dtype`` (the stored rates are float32's).
+
+        >>> CostModel(fft_rate=4e9, float64_fft_factor=4.0).for_dtype("float64").fft_rate
+        1000000000.0
+        """
+        if dtype not in ("float64", "complex128") and not dtype.startswith(("int", "uint")):
+            return self
+        d, f = self.float64_factor, self.float64_fft_factor
+        spectral = None if self.spectral_mac_rate is None else self.spectral_mac_rate / f
+        return dataclasses.replace(
+            self,
+            mac_rate=self.mac_rate / d,
+            tap_rate=self.tap_rate / d,
+            depthwise_rate=self.depthwise_rate / d,
+            fft_rate=self.fft_rate / f,
+            spectral_mac_rate=spectral,
+            float64_factor=1.0,
+            float64_fft_factor=1.0,
+        )
 
     def _fft(self, points: float, transforms: float) -> float:
         if points <= 1:

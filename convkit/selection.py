@@ -25,7 +25,7 @@ import contextvars
 import os
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -48,6 +48,9 @@ class Selection:
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
     source: str = "default"
+    config: Any = field(default=None, compare=False, repr=False)
+    """The config file read when this selection was resolved (a :class:`Config`, or
+    :data:`NO_CONFIG`), so one call reads the file once; ``None``: not read yet."""
 
     def __str__(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
@@ -114,26 +117,39 @@ def set_backend(name: str | None, **options: Any) -> None:
     _global = Selection(base, {**opts, **options}, "set_backend()")
 
 
+NO_CONFIG = "no config file"
+"""The :attr:`Selection.config` of a selection resolved where no config file applies."""
+
+
 def resolve(backend: str | None = None) -> Selection:
     """Resolve the backend a call with argument ``backend=`` would use (the name may be
     ``"auto"``; :func:`for_backend` adds the per-backend options once it is known)."""
-    return _resolve_level(backend, load_config())
+    config = load_config()
+    found = _resolve_level(backend, config)
+    return replace(found, config=NO_CONFIG if config is None else config)
+
+
+def config_of(selection: Selection) -> Config | None:
+    """The config file ``selection`` was resolved with (read now if it was not)."""
+    if selection.config is None:
+        return load_config()
+    return None if selection.config == NO_CONFIG else selection.config
 
 
 def for_backend(selection: Selection, name: str) -> Selection:
     """``selection`` for the backend ``name`` that will run: the config file's
     ``[tool.convkit.NAME]`` table under the selection's own options, and a source that
     names both."""
-    config = load_config()
+    config = config_of(selection)
     table = config.backend_options.get(name, {}) if config else {}
     if not table or config is None:
-        return Selection(name, selection.options, selection.source)
+        return Selection(name, selection.options, selection.source, selection.config)
     where = f"{config.path}: " + (
         f"[tool.convkit.{name}]" if config and config.table else f"[{name}]"
     )
     source = selection.source if selection.source != "default" else ""
     source = f"{source}; {where}" if source else where
-    return Selection(name, {**table, **selection.options}, source)
+    return Selection(name, {**table, **selection.options}, source, selection.config)
 
 
 def _resolve_level(backend: str | None, config: Config | None) -> Selection:

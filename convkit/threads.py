@@ -14,7 +14,7 @@ import os
 import threading
 
 from convkit.backend import Backend
-from convkit.selection import ConfigError, load_config
+from convkit.selection import Config, ConfigError, load_config
 
 _global: int | None = None
 _applied: dict[str, int] = {}
@@ -42,8 +42,9 @@ def set_threads(threads: int | None) -> None:
     _global = None if threads is None else check(threads, "threads")
 
 
-def get_threads() -> tuple[int, str]:
-    """The thread count calls use now, and where it came from.
+def get_threads(config: Config | str | None = None) -> tuple[int, str]:
+    """The thread count calls use now, and where it came from (``config``: the config
+    file already read for this call, see :func:`convkit.selection.config_of`).
 
     >>> import convkit as ck
     >>> ck.get_threads()[0] >= 1
@@ -63,8 +64,9 @@ def get_threads() -> tuple[int, str]:
                 f"positive integer"
             )
         return value, "env var CONVKIT_NUM_THREADS"
-    config = load_config()
-    if config is not None and config.threads is not None:
+    if config is None:
+        config = load_config()
+    if isinstance(config, Config) and config.threads is not None:
         return config.threads, config.source("threads")
     return cores(), "default (all cores)"
 
@@ -87,9 +89,9 @@ def limit_blas(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
-def apply(backend: Backend) -> None:
+def apply(backend: Backend, config: Config | str | None = None) -> None:
     """Hand the current thread count to ``backend`` if it changed since the last call."""
-    threads = get_threads()[0]
+    threads = get_threads(config)[0]
     if _applied.get(backend.name) == threads:
         return
     with _lock:

@@ -36,6 +36,7 @@ class NumpyBackend(Backend):
             spectral_mac_rate=1e10,
             depthwise_rate=4e9,
             vjp_factor=4.0,
+            float64_fft_factor=1.7,
         ),
     )
 

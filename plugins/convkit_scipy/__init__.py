@@ -35,7 +35,12 @@ class ScipyBackend(Backend):
         host_arrays=True,
         integer_conv=True,
         costs=CostModel(
-            mac_rate=1.1e8, tap_rate=1e8, fft_rate=5e9, spectral_mac_rate=5e9, depthwise_rate=1.5e9
+            mac_rate=1.1e8,
+            tap_rate=1e8,
+            fft_rate=5e9,
+            spectral_mac_rate=5e9,
+            depthwise_rate=1.5e9,
+            float64_fft_factor=2.4,
         ),
     )
     requires = ("scipy",)

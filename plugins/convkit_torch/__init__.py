@@ -39,6 +39,7 @@ class TorchBackend(Backend):
             spectral_mac_rate=7e9,
             depthwise_rate=1.5e10,
             vjp_factor=2.8,
+            float64_fft_factor=8.0,
         ),
     )
     cuda_costs = CostModel(
@@ -57,6 +58,9 @@ class TorchBackend(Backend):
         import torch
 
         return obj.device.type == "cpu" and not (obj.requires_grad and torch.is_grad_enabled())
+
+    def device_of(self, obj: Any) -> str:
+        return str(obj.device.type)
 
     def cost_model(self, options: Mapping[str, Any]) -> CostModel:
         device = str(options.get("device") or "cpu")
