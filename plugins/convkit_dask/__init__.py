@@ -104,6 +104,7 @@ class DaskBackend(Backend):
                 f"a positive int, or one size (or tuple of sizes) per dimension"
             )
         settings.compute_limit(options)
+        settings.timeout(options)
         value, source = settings.setting("scheduler", options)
         try:
             settings.check_scheduler_value(value)

@@ -211,6 +211,7 @@ def conv(
         _block,
         out_ind,
         *args,
+        token="convkit-conv",
         adjust_chunks=adjust,
         dtype=dtype,
         meta=np.empty((0,) * (2 + d), dtype=dtype),
