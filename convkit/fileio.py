@@ -67,7 +67,9 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 is for the temporary only
         if target.is_dir() and not target.is_symlink():
             # a directory cannot be replaced in one step: move the old one aside first
-            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+            old = Path(
+                tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old")
+            )
             os.replace(target, old / target.name)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)

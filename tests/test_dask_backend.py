@@ -53,9 +53,19 @@ class TestDaskConformance(BackendConformance):
 CASES = [
     ("1d", (2, 3, 23), (4, 3, 3), dict(stride=2, dilation=2, padding=((3, 4),))),
     ("1d-wide-pad", (1, 2, 6), (2, 2, 4), dict(padding=((9, 7),), stride=3)),
-    ("2d-groups", (2, 4, 13, 11), (6, 2, 3, 4), dict(groups=2, stride=(3, 2), padding=((2, 5), (1, 0)))),
+    (
+        "2d-groups",
+        (2, 4, 13, 11),
+        (6, 2, 3, 4),
+        dict(groups=2, stride=(3, 2), padding=((2, 5), (1, 0))),
+    ),
     ("2d-depthwise", (1, 3, 12, 10), (6, 1, 5, 3), dict(groups=3, padding="same", dilation=(1, 2))),
-    ("3d", (1, 2, 7, 6, 9), (2, 2, 2, 3, 2), dict(padding="same", dilation=(1, 2, 1), stride=(1, 1, 2))),
+    (
+        "3d",
+        (1, 2, 7, 6, 9),
+        (2, 2, 2, 3, 2),
+        dict(padding="same", dilation=(1, 2, 1), stride=(1, 1, 2)),
+    ),
 ]
 CHUNKINGS = {
     "ones": 1,  # every chunk smaller than the halo
@@ -147,8 +157,13 @@ def test_dask_in_lazy_dask_out_and_weights_in_one_task() -> None:
     assert isinstance(y, da.Array) and y.numblocks == (2, 1, 4, 4)
     (opt,) = dask.optimize(y)
     graph = dict(opt.__dask_graph__())
-    holders = [k for k, v in graph.items() if getattr(v, "value", None) is not None
-               and isinstance(v.value, np.ndarray) and v.value.shape == w.shape]
+    holders = [
+        k
+        for k, v in graph.items()
+        if getattr(v, "value", None) is not None
+        and isinstance(v.value, np.ndarray)
+        and v.value.shape == w.shape
+    ]
     assert len(holders) == 1, f"the weights must be one task of the graph, got {holders}"
     assert str(holders[0][0]).startswith("convkit-weight-")
 
@@ -314,6 +329,10 @@ def test_a_killed_worker_does_not_lose_the_result(cluster: Any) -> None:
 # -- convkit filter on array files ------------------------------------------------------
 
 
+def _filter(source: Path, target: Path, *args: str) -> int:
+    return cli_main(["filter", str(source), str(target), *args])
+
+
 def _zarr_input(path: Path, a: np.ndarray, chunks: tuple[int, ...]) -> None:
     z = zarr.create_array(str(path), shape=a.shape, dtype=a.dtype, chunks=chunks)
     z[...] = a
@@ -324,24 +343,35 @@ def test_filter_zarr_to_zarr_streams_and_equals_numpy(tmp_path: Path) -> None:
     _zarr_input(tmp_path / "in.zarr", a, (1, 40, 40))
     np.save(tmp_path / "in.npy", a)
     args = ["--kernel", "gaussian:sigma=2", "--padding-mode", "symmetric"]
-    assert cli_main(["filter", str(tmp_path / "in.zarr"), str(tmp_path / "out.zarr"), *args, "--backend", "dask"]) == 0
-    assert cli_main(["filter", str(tmp_path / "in.npy"), str(tmp_path / "out.npy"), *args, "--backend", "dask"]) == 0
+    assert _filter(tmp_path / "in.zarr", tmp_path / "out.zarr", *args, "--backend", "dask") == 0
+    assert _filter(tmp_path / "in.npy", tmp_path / "out.npy", *args, "--backend", "dask") == 0
     from convkit.adapters import image, kernels
 
-    expected = image.filter(a, kernels.kernel("gaussian:sigma=2"), padding_mode="symmetric", backend="numpy")
+    expected = image.filter(
+        a, kernels.kernel("gaussian:sigma=2"), padding_mode="symmetric", backend="numpy"
+    )
     out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
     assert out.chunks == (1, 40, 40)
     np.testing.assert_allclose(out[...], expected, atol=1e-6)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.npy", "in.zarr", "out.npy", "out.zarr"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.npy",
+        "in.zarr",
+        "out.npy",
+        "out.zarr",
+    ]
 
 
-def test_filter_streams_on_a_cluster(cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_filter_streams_on_a_cluster(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lc, _ = cluster
     a = np.random.default_rng(12).random((200, 180)).astype(np.float32)
     _zarr_input(tmp_path / "in.zarr", a, (50, 60))
     monkeypatch.setenv("CONVKIT_DASK_SCHEDULER", lc.scheduler_address)
-    cli_main(["filter", str(tmp_path / "in.zarr"), str(tmp_path / "o.zarr"), "--kernel", "box:size=5", "--backend", "dask"])
+    _filter(
+        tmp_path / "in.zarr", tmp_path / "o.zarr", "--kernel", "box:size=5", "--backend", "dask"
+    )
     from convkit.adapters import image, kernels
 
     expected = image.filter(a[None], kernels.kernel("box:size=5"), backend="numpy")[0]
@@ -356,11 +386,13 @@ def test_a_failure_mid_write_leaves_no_output_and_keeps_the_old_one(tmp_path: Pa
     chunk_files[-1].write_bytes(b"not a zarr chunk")  # the last band cannot be read
     old = tmp_path / "out.zarr"
     _zarr_input(old, np.full((4, 4), 7.0, dtype=np.float32), (4, 4))
-    status = cli_main(["filter", str(tmp_path / "in.zarr"), str(old), "--kernel", "box", "--backend", "dask"])
+    status = _filter(tmp_path / "in.zarr", old, "--kernel", "box", "--backend", "dask")
     assert status == 2
     assert zarr.open_array(str(old), mode="r")[...].tolist() == np.full((4, 4), 7.0).tolist()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr"]
-    status = cli_main(["filter", str(tmp_path / "in.zarr"), str(tmp_path / "new.zarr"), "--kernel", "box", "--backend", "dask"])
+    status = _filter(
+        tmp_path / "in.zarr", tmp_path / "new.zarr", "--kernel", "box", "--backend", "dask"
+    )
     assert status == 2
     assert not (tmp_path / "new.zarr").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr"]
@@ -368,8 +400,10 @@ def test_a_failure_mid_write_leaves_no_output_and_keeps_the_old_one(tmp_path: Pa
 
 def test_filter_rejects_bad_array_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     np.save(tmp_path / "v.npy", np.ones(5))
-    assert cli_main(["filter", str(tmp_path / "v.npy"), str(tmp_path / "o.zarr"), "--kernel", "box"]) == 2
-    assert "expected an array of shape (H, W) or (C, H, W); got shape (5,)" in capsys.readouterr().err
-    assert cli_main(["filter", str(tmp_path / "none.zarr"), str(tmp_path / "o.zarr"), "--kernel", "box"]) == 2
+    assert _filter(tmp_path / "v.npy", tmp_path / "o.zarr", "--kernel", "box") == 2
+    assert (
+        "expected an array of shape (H, W) or (C, H, W); got shape (5,)" in capsys.readouterr().err
+    )
+    assert _filter(tmp_path / "none.zarr", tmp_path / "o.zarr", "--kernel", "box") == 2
     assert "none.zarr: no such Zarr store" in capsys.readouterr().err
     assert not (tmp_path / "o.zarr").exists()

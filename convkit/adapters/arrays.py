@@ -148,7 +148,6 @@ def _writer(out: Path, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ..
 
         yield write_npy
         mm.flush()
-        del mm
         os.chmod(name, 0o666 & ~_umask())
         os.replace(name, out)
     except BaseException:

@@ -142,7 +142,11 @@ class DaskBackend(Backend):
         def conv(x: Any, w: Any, cspec: ConvSpec) -> Any:
             return self.conv(x, w, None, dataclasses.replace(cspec, method=method), options)
 
-        return xpsignal.direct_convolve(self.namespace(), conv, in1, in2, spec)
+        dtype = np.dtype(in1.dtype)
+        if dtype.kind in "iu":  # the FFT method gets integers: float64, rounded back
+            in1, in2 = in1.astype(np.float64), in2.astype(np.float64)
+        y = xpsignal.direct_convolve(self.namespace(), conv, in1, in2, spec)
+        return y.round().astype(dtype) if dtype.kind in "iu" else y
 
     def _small(self, a: Any, what: str, options: Mapping[str, Any]) -> np.ndarray:
         """Weights as NumPy: they are small, and every block needs all of its groups'."""

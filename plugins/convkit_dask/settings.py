@@ -90,9 +90,7 @@ def timeout(options: Mapping[str, Any] | None = None) -> float:
     except (TypeError, ValueError):
         seconds = -1.0
     if not seconds > 0:
-        raise ValueError(
-            f"timeout={value!r} (from {source}) must be a positive number of seconds"
-        )
+        raise ValueError(f"timeout={value!r} (from {source}) must be a positive number of seconds")
     return seconds
 
 
