@@ -73,7 +73,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import convkit as ck
-    from convkit.adapters import arrays
 
     size, ksize = args.size, args.kernel
     pixels = size * size
