@@ -39,7 +39,9 @@ def _write_input(path: Path, size: int, chunk: int) -> None:
         z[r : r + chunk] = rng.random((min(chunk, size - r), size), dtype=np.float32)
 
 
-def _dask_run(source: Path, target: Path, kernel: np.ndarray, workers: int, limit: str) -> dict:
+def _dask_run(
+    source: Path, target: Path, kernel: np.ndarray, workers: int, limit: str, band_bytes: int
+) -> dict:
     from distributed import Client, LocalCluster
 
     from convkit.adapters import arrays
@@ -57,7 +59,9 @@ def _dask_run(source: Path, target: Path, kernel: np.ndarray, workers: int, limi
     ):
         os.environ["CONVKIT_DASK_SCHEDULER"] = cluster.scheduler_address
         start = time.perf_counter()
-        arrays.filter_file(source, target, kernel, padding_mode="reflect", backend="dask")
+        arrays.filter_file(
+            source, target, kernel, padding_mode="reflect", backend="dask", band_bytes=band_bytes
+        )
         seconds = time.perf_counter() - start
         peaks = client.run(_peak_rss)
         del os.environ["CONVKIT_DASK_SCHEDULER"]
@@ -67,9 +71,10 @@ def _dask_run(source: Path, target: Path, kernel: np.ndarray, workers: int, limi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=16384)
-    parser.add_argument("--chunk", type=int, default=1024)
+    parser.add_argument("--chunk", type=int, default=512)
     parser.add_argument("--kernel", type=int, default=15)
     parser.add_argument("--memory-limit", default="512MiB")
+    parser.add_argument("--band-mib", type=int, default=32, help="rows computed per step")
     args = parser.parse_args()
 
     import convkit as ck
@@ -92,7 +97,12 @@ def main() -> None:
         runs = {}
         for workers in (1, 2):
             runs[workers] = _dask_run(
-                source, work / f"out{workers}.zarr", kernel, workers, args.memory_limit
+                source,
+                work / f"out{workers}.zarr",
+                kernel,
+                workers,
+                args.memory_limit,
+                args.band_mib << 20,
             )
             r = runs[workers]
             peaks = ", ".join(f"{p / 2**20:.0f} MiB" for p in r["peaks"])

@@ -407,3 +407,13 @@ def test_filter_rejects_bad_array_files(tmp_path: Path, capsys: pytest.CaptureFi
     assert _filter(tmp_path / "none.zarr", tmp_path / "o.zarr", "--kernel", "box") == 2
     assert "none.zarr: no such Zarr store" in capsys.readouterr().err
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_zarr_array_is_wrapped_in_its_own_chunks(tmp_path: Path) -> None:
+    from convkit_dask import DaskBackend
+
+    _zarr_input(tmp_path / "a.zarr", np.ones((300, 200), dtype=np.float32), (64, 50))
+    z = zarr.open_array(str(tmp_path / "a.zarr"), mode="r")
+    wrapped = DaskBackend().asarray(z, "float32", {})
+    assert wrapped.chunksize == (64, 50)
+    assert DaskBackend().asarray(z, "float32", {"chunks": 100}).chunksize == (100, 100)

@@ -55,7 +55,11 @@ class DaskBackend(Backend):
         from convkit_dask import ops
 
         if not self.owns(obj):
-            obj = ops.wrap(obj, settings.setting("chunks", options)[0])
+            chunks = settings.setting("chunks", options)[0]
+            stored = getattr(obj, "chunks", None)  # a Zarr array's own chunks
+            if chunks == "auto" and isinstance(stored, tuple) and len(stored) == obj.ndim:
+                chunks = stored
+            obj = ops.wrap(obj, chunks)
         return obj if obj.dtype == np.dtype(dtype) else obj.astype(dtype)
 
     def to_numpy(self, obj: Any) -> np.ndarray:

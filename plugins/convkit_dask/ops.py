@@ -19,6 +19,7 @@ distributed scheduler sends them to each worker once.
 
 from __future__ import annotations
 
+import math
 import string
 import uuid
 from collections.abc import Sequence
@@ -184,7 +185,11 @@ def conv(
         for i, (st, e) in enumerate(zip(spec.stride, spec.kernel_extent, strict=True))
     ]
     channels = plan_channels(x.chunks[1], cg)
-    xp = xp.rechunk((x.chunks[0], channels, *spatial))
+    target = (x.chunks[0], channels, *spatial)
+    # no intermediate chunks larger than the largest target chunk (dask's planner may
+    # otherwise merge whole rows of chunks, up to its default chunk size)
+    largest = math.prod(max(c, default=1) for c in target) * dtype.itemsize
+    xp = xp.rechunk(target, block_size_limit=largest, method="tasks")
     depth: dict[int, Any] = {0: 0, 1: 0}
     for i, (pieces, e) in enumerate(zip(spatial, spec.kernel_extent, strict=True)):
         depth[2 + i] = (0, e - 1) if len(pieces) > 1 and e > 1 else 0
