@@ -71,9 +71,18 @@ def _devices(backend: Backend | None, info: BackendInfo) -> str:
 
 
 def _filter(args: argparse.Namespace) -> int:
-    from convkit.adapters import audio, image, kernels
+    from convkit.adapters import arrays, audio, image, kernels
 
     source, target = Path(args.input), Path(args.output)
+    if source.suffix.lower() in arrays.FORMATS:
+        if target.exists() and target.resolve() == source.resolve() and not args.overwrite:
+            raise ValueError(f"{target} is the input; pass --overwrite to replace it")
+        k = kernels.kernel(args.kernel, domain="image")
+        shape = arrays.filter_file(
+            source, target, k, padding_mode=args.padding_mode, backend=args.backend
+        )
+        print(f"{source} {shape} -> {target} with {args.kernel} {k.shape}")
+        return 0
     kind = "audio" if source.suffix.lower() in audio.FORMATS else "image"
     if kind == "image" and source.suffix.lower() not in image.FORMATS:
         known = sorted(audio.FORMATS) + sorted(image.FORMATS)
@@ -175,9 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "filter",
-        help="filter an image (PNG/JPEG) or audio file (WAV/FLAC/OGG) with a named kernel",
-        description="Filter an image or an audio file with a named kernel; the output is "
-        "written atomically. Kernels: box, gaussian, sobel_x, sobel_y, laplacian, "
+        help="filter an image (PNG/JPEG), an array (.npy/.zarr) or audio file "
+        "(WAV/FLAC/OGG) with a named kernel",
+        description="Filter an image, an (H, W) or (C, H, W) array in a .npy file or Zarr "
+        "store, or an audio file with a named kernel; the output is written atomically. "
+        "With --backend dask an array streams through in chunks. Kernels: box, gaussian, sobel_x, sobel_y, laplacian, "
         "sharpen (images); lowpass, highpass, bandpass (audio).",
     )
     p.add_argument("input")

@@ -43,3 +43,44 @@ def _mode_for(target: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Create a temporary directory beside ``path`` to fill; on success it takes the
+    place of ``path`` (an existing directory there is replaced), on failure it is
+    removed and ``path`` is left as it was.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.zarr"
+    >>> with atomic_directory(target) as tmp:
+    ...     _ = (tmp / "part").write_text("complete")
+    >>> (target / "part").read_text()
+    'complete'
+    """
+    import shutil
+
+    target = Path(path)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial"))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 is for the temporary only
+        if target.is_dir() and not target.is_symlink():
+            # a directory cannot be replaced in one step: move the old one aside first
+            old = Path(
+                tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old")
+            )
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask

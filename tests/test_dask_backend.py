@@ -1,0 +1,419 @@
+"""The dask backend: conformance over several chunkings, equality with the NumPy backend
+for every padding mode, stride, dilation and groups in 1 to 3 dimensions, laziness, mixed
+inputs, settings, a real ``distributed.LocalCluster`` (including a worker killed
+mid-computation) and ``convkit filter`` on Zarr and ``.npy`` files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import convkit as ck
+from convkit.cli import main as cli_main
+from convkit.padding import PADDING_MODES
+from convkit.testing import assert_close, reference_conv
+from convkit.testing.conformance import BackendConformance
+
+da = pytest.importorskip("dask.array", reason="the dask backend needs pip install 'convkit[dask]'")
+distributed = pytest.importorskip("distributed", reason="needs pip install 'convkit[dask]'")
+zarr = pytest.importorskip("zarr", reason="needs pip install 'convkit[dask]'")
+
+from convkit_dask import ops, settings  # noqa: E402
+
+
+def _use_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: str) -> None:
+    """Point convkit at a config file whose ``[dask]`` table is ``table``."""
+    path = tmp_path / "convkit.toml"
+    path.write_text(f"[dask]\n{table}\n")
+    monkeypatch.setenv("CONVKIT_CONFIG", str(path))
+
+
+class TestDaskConformance(BackendConformance):
+    """The whole suite, with NumPy inputs wrapped in chunks of 2 (every axis split,
+    uneven, smaller than most halos, batch and channels too) and in Dask's automatic
+    chunks (one chunk for these sizes)."""
+
+    @pytest.fixture(params=["2", '"auto"'], ids=["chunks-2", "chunks-auto"])
+    def backend(
+        self, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> str:
+        _use_config(tmp_path, monkeypatch, f"chunks = {request.param}")
+        return "dask"
+
+
+# -- equality with the NumPy backend ---------------------------------------------------
+
+CASES = [
+    ("1d", (2, 3, 23), (4, 3, 3), dict(stride=2, dilation=2, padding=((3, 4),))),
+    ("1d-wide-pad", (1, 2, 6), (2, 2, 4), dict(padding=((9, 7),), stride=3)),
+    (
+        "2d-groups",
+        (2, 4, 13, 11),
+        (6, 2, 3, 4),
+        dict(groups=2, stride=(3, 2), padding=((2, 5), (1, 0))),
+    ),
+    ("2d-depthwise", (1, 3, 12, 10), (6, 1, 5, 3), dict(groups=3, padding="same", dilation=(1, 2))),
+    (
+        "3d",
+        (1, 2, 7, 6, 9),
+        (2, 2, 2, 3, 2),
+        dict(padding="same", dilation=(1, 2, 1), stride=(1, 1, 2)),
+    ),
+]
+CHUNKINGS = {
+    "ones": 1,  # every chunk smaller than the halo
+    "uneven-3": 3,
+    "per-dim": "per-dim",  # batch and channels split, spatial chunks uneven
+    "single": -1,
+}
+
+
+def _chunks(name: str, shape: tuple[int, ...]) -> Any:
+    value = CHUNKINGS[name]
+    if value == "per-dim":
+        return (1, 1, *(max(1, n // 3 + 1) for n in shape[2:]))
+    return value
+
+
+@pytest.mark.parametrize("chunking", list(CHUNKINGS))
+@pytest.mark.parametrize("mode", PADDING_MODES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
+def test_equals_numpy_backend(case: Any, mode: str, chunking: str) -> None:
+    _, xs, ws, kwargs = case
+    rng = np.random.default_rng(len(xs) + len(mode))
+    x, w, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    expected = ck.conv(x, w, b, padding_mode=mode, backend="numpy", **kwargs)
+    xd = da.from_array(x, chunks=_chunks(chunking, xs))
+    y = ck.conv(xd, w, b, padding_mode=mode, **kwargs)
+    assert isinstance(y, da.Array)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y.compute(), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["direct", "fft"])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_convolve_and_correlate_chunkwise(mode: str, method: str) -> None:
+    rng = np.random.default_rng(3)
+    a, k = rng.standard_normal((50, 41)), rng.standard_normal((7, 4))
+    ad = da.from_array(a, chunks=(9, 5))
+    for op in (ck.convolve, ck.correlate):
+        y = op(ad, k, mode, method=method)
+        assert isinstance(y, da.Array)
+        np.testing.assert_allclose(y.compute(), op(a, k, mode, backend="numpy"), atol=1e-10)
+
+
+def test_gradients_through_the_generic_path() -> None:
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((2, 4, 11, 9)), rng.standard_normal((6, 2, 3, 2))
+    gy = rng.standard_normal((2, 6, 6, 5))
+    kw: dict[str, Any] = dict(stride=2, padding=1, groups=2, padding_mode="circular")
+    got = ck.conv_vjp(da.from_array(x, chunks=3), w, gy, **kw)
+    for g, r in zip(got, ck.conv_vjp(x, w, gy, backend="numpy", **kw), strict=True):
+        np.testing.assert_allclose(np.asarray(g), r, atol=1e-10)
+
+
+def test_outer_boundary_only_never_at_seams() -> None:
+    # a circular wrap reads the far end of the whole axis: chunk-local wrapping (the
+    # dask-image#242 bug) would read the neighbouring chunk's end instead
+    x = np.arange(12.0).reshape(1, 1, 12)
+    w = np.array([[[1.0, 0.0, 0.0]]])  # picks the left neighbour
+    y = ck.conv(da.from_array(x, chunks=4), w, padding=1, padding_mode="circular")
+    assert y.compute()[0, 0].tolist() == [11.0, *np.arange(11.0)]
+
+
+def test_stride_across_unaligned_seams_and_rechunked_minimum() -> None:
+    x = np.random.default_rng(5).standard_normal((1, 1, 40))
+    w = np.ones((1, 1, 7))
+    xd = da.from_array(x, chunks=(1, 1, (5, 2, 9, 1, 13, 10)))
+    y = ck.conv(xd, w, stride=3, padding=2, padding_mode="reflect")
+    # chunks smaller than the halo (6) were merged; every output chunk is non-empty
+    assert min(y.chunks[2]) >= 1 and len(y.chunks[2]) > 1
+    assert_close(y.compute(), reference_conv(x, w, stride=3, padding=2, padding_mode="reflect"))
+
+
+def test_plan_rejects_nothing_and_aligns_to_stride() -> None:
+    pieces = ops.plan_axis((5, 2, 9, 1, 13, 10), 2, 44, 3, 7)
+    bounds = np.cumsum(pieces)[:-1]
+    assert sum(pieces) == 44 and all(b % 3 == 0 for b in bounds)
+    assert min(pieces) >= 6 and pieces[-1] >= 7
+
+
+# -- laziness, weights, mixed inputs ---------------------------------------------------
+
+
+def test_dask_in_lazy_dask_out_and_weights_in_one_task() -> None:
+    import dask
+
+    x = da.ones((2, 3, 64, 64), chunks=(1, 3, 16, 16))
+    w = np.random.default_rng(6).standard_normal((4, 3, 5, 5))
+    y = ck.conv(x, w, padding="same")
+    assert isinstance(y, da.Array) and y.numblocks == (2, 1, 4, 4)
+    (opt,) = dask.optimize(y)
+    graph = dict(opt.__dask_graph__())
+    holders = [
+        k
+        for k, v in graph.items()
+        if getattr(v, "value", None) is not None
+        and isinstance(v.value, np.ndarray)
+        and v.value.shape == w.shape
+    ]
+    assert len(holders) == 1, f"the weights must be one task of the graph, got {holders}"
+    assert str(holders[0][0]).startswith("convkit-weight-")
+
+
+def test_numpy_in_with_chunks_option_numpy_out() -> None:
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 3, 20, 21)), rng.standard_normal((4, 3, 3, 3))
+    with ck.use_backend("dask", chunks=(1, 2, 7, 5)):
+        y = ck.conv(x, w, padding=1, padding_mode="symmetric")
+    assert isinstance(y, np.ndarray)
+    np.testing.assert_allclose(y, ck.conv(x, w, padding=1, padding_mode="symmetric"))
+
+
+def test_dask_input_on_another_backend_is_computed_only_when_small(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    x = da.ones((1, 1, 64, 64), chunks=16)
+    w = np.ones((1, 1, 3, 3))
+    y = ck.conv(x, w, backend="numpy")  # 32 KiB: below the limit, computed
+    assert isinstance(y, da.Array)  # and comes back as the caller's type
+    np.testing.assert_allclose(y.compute(), 9.0)
+    monkeypatch.setenv("CONVKIT_DASK_COMPUTE_LIMIT", "1KiB")
+    with pytest.raises(ck.BackendError, match=r"refusing to compute.*32768 bytes.*backend='dask'"):
+        ck.conv(x, w, backend="numpy")
+    # a NumPy input is the caller's memory already: its result is always computed
+    z = ck.conv(np.ones((1, 1, 64, 64)), w, backend="dask")
+    assert isinstance(z, np.ndarray)
+
+
+def test_a_weight_too_large_for_memory_is_not_computed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVKIT_DASK_COMPUTE_LIMIT", "100")
+    with pytest.raises(ck.BackendError, match=r"weight of shape \(1, 1, 5, 5\).*compute_limit=100"):
+        ck.conv(da.ones((1, 1, 9, 9)), da.ones((1, 1, 5, 5)))
+
+
+def test_set_backend_dask_does_not_recurse() -> None:
+    ck.set_backend("dask", chunks=4)
+    x = np.random.default_rng(8).standard_normal((1, 2, 9))
+    w = np.ones((1, 2, 3))
+    assert_close(ck.conv(x, w, padding=1), reference_conv(x, w, padding=1))
+
+
+# -- options, settings and errors ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (dict(inner="dask"), "inner='dask'.*not the dask backend itself"),
+        (dict(chunks=0), "chunks=0.*positive int"),
+        (dict(scheduler="thread"), "scheduler='thread' is neither"),
+        (dict(compute_limit="lots"), "compute_limit='lots'.*not a size"),
+        (dict(timeout=-1), "timeout=-1.*positive"),
+    ],
+)
+def test_bad_options_are_clear_errors(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match), ck.use_backend("dask", **options):
+        ck.conv(np.ones((1, 1, 5)), np.ones((1, 1, 3)))
+
+
+def test_unreachable_scheduler_names_the_address_within_the_timeout() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    start = time.monotonic()
+    with (
+        pytest.raises(settings.SchedulerUnreachableError, match=f"{address}.*within 1 s"),
+        ck.use_backend("dask", scheduler=address, timeout=1),
+    ):
+        ck.conv(np.ones((1, 1, 5)), np.ones((1, 1, 3)))
+    assert time.monotonic() - start < 10
+
+
+def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "pyproject.toml"
+    project.write_text('[tool.convkit.dask]\nscheduler = "tcp://cfg:8786"\n')
+    monkeypatch.chdir(tmp_path)
+    assert settings.setting("scheduler") == ("tcp://cfg:8786", "config file [tool.convkit.dask]")
+    sel = ck.get_backend("dask")  # the core merges the table into the options
+    assert sel.options["scheduler"] == "tcp://cfg:8786"
+    monkeypatch.setenv("CONVKIT_DASK_SCHEDULER", "tcp://env:8786")
+    assert settings.setting("scheduler", sel.options)[0] == "tcp://env:8786"
+    assert settings.setting("scheduler", {"scheduler": "threads"}) == ("threads", "option")
+
+
+def test_unavailable_without_dask_says_how_to_install() -> None:
+    from convkit_dask import DaskBackend
+
+    class Missing(DaskBackend):
+        requires = ("dask_not_installed_here",)
+
+    assert Missing().unavailable_reason() == (
+        "missing module(s) dask_not_installed_here; install it with pip install 'convkit[dask]'"
+    )
+
+
+# -- a real cluster --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Any:
+    """Two worker processes with one thread each, a scheduler, over loopback."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit="1GiB",
+        ) as lc,
+        distributed.Client(lc, set_as_default=False) as client,
+    ):
+        yield lc, client
+
+
+def test_runs_on_a_local_cluster(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    lc, client = cluster
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 3, 40, 30)), rng.standard_normal((4, 3, 5, 3))
+    monkeypatch.setenv("CONVKIT_DASK_SCHEDULER", lc.scheduler_address)
+    with distributed.get_task_stream(client) as ts:
+        y = ck.conv(x, w, padding="same", padding_mode="reflect", backend="dask")
+    assert isinstance(y, np.ndarray)
+    np.testing.assert_allclose(y, ck.conv(x, w, padding="same", padding_mode="reflect"))
+    ran = {t["key"][0] if isinstance(t["key"], tuple) else t["key"] for t in ts.data}
+    assert any(str(k).startswith("convkit-conv") for k in ran), ran
+    workers = {t["worker"] for t in ts.data}
+    assert workers <= set(client.scheduler_info()["workers"])
+
+
+def test_a_killed_worker_does_not_lose_the_result(cluster: Any) -> None:
+    _, client = cluster
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((1, 1, 1536, 1536)).astype(np.float32)
+    w = rng.standard_normal((1, 1, 15, 15)).astype(np.float32)
+    y = ck.conv(da.from_array(x, chunks=192), w, padding="same", method="direct")
+    future = client.compute(y)
+    pids = client.run(os.getpid)
+    victim = None
+    deadline = time.monotonic() + 30
+    while victim is None and time.monotonic() < deadline:
+        busy = [addr for addr, keys in client.processing().items() if keys]
+        done = client.run_on_scheduler(
+            lambda dask_scheduler: sum(
+                ts.state == "memory" and str(ts.key[0]).startswith("convkit-conv")
+                for ts in dask_scheduler.tasks.values()
+                if isinstance(ts.key, tuple)
+            )
+        )
+        if busy and done > 0:
+            victim = busy[0]
+        else:
+            time.sleep(0.02)
+    assert victim is not None and not future.done(), "the computation ended before the kill"
+    os.kill(pids[victim], signal.SIGKILL)
+    result = future.result(timeout=120)
+    assert_close(result, ck.conv(x, w, padding="same", backend="numpy"), "float32")
+    client.wait_for_workers(2, timeout=60)
+
+
+# -- convkit filter on array files ------------------------------------------------------
+
+
+def _filter(source: Path, target: Path, *args: str) -> int:
+    return cli_main(["filter", str(source), str(target), *args])
+
+
+def _zarr_input(path: Path, a: np.ndarray, chunks: tuple[int, ...]) -> None:
+    z = zarr.create_array(str(path), shape=a.shape, dtype=a.dtype, chunks=chunks)
+    z[...] = a
+
+
+def test_filter_zarr_to_zarr_streams_and_equals_numpy(tmp_path: Path) -> None:
+    a = np.random.default_rng(11).random((3, 150, 130)).astype(np.float32)
+    _zarr_input(tmp_path / "in.zarr", a, (1, 40, 40))
+    np.save(tmp_path / "in.npy", a)
+    args = ["--kernel", "gaussian:sigma=2", "--padding-mode", "symmetric"]
+    assert _filter(tmp_path / "in.zarr", tmp_path / "out.zarr", *args, "--backend", "dask") == 0
+    assert _filter(tmp_path / "in.npy", tmp_path / "out.npy", *args, "--backend", "dask") == 0
+    from convkit.adapters import image, kernels
+
+    expected = image.filter(
+        a, kernels.kernel("gaussian:sigma=2"), padding_mode="symmetric", backend="numpy"
+    )
+    out = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")
+    assert out.chunks == (1, 40, 40)
+    np.testing.assert_allclose(out[...], expected, atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.npy",
+        "in.zarr",
+        "out.npy",
+        "out.zarr",
+    ]
+
+
+def test_filter_streams_on_a_cluster(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lc, _ = cluster
+    a = np.random.default_rng(12).random((200, 180)).astype(np.float32)
+    _zarr_input(tmp_path / "in.zarr", a, (50, 60))
+    monkeypatch.setenv("CONVKIT_DASK_SCHEDULER", lc.scheduler_address)
+    _filter(
+        tmp_path / "in.zarr", tmp_path / "o.zarr", "--kernel", "box:size=5", "--backend", "dask"
+    )
+    from convkit.adapters import image, kernels
+
+    expected = image.filter(a[None], kernels.kernel("box:size=5"), backend="numpy")[0]
+    np.testing.assert_allclose(zarr.open_array(str(tmp_path / "o.zarr"))[...], expected, atol=1e-6)
+
+
+def test_a_failure_mid_write_leaves_no_output_and_keeps_the_old_one(tmp_path: Path) -> None:
+    a = np.random.default_rng(13).random((256, 64)).astype(np.float32)
+    _zarr_input(tmp_path / "in.zarr", a, (32, 64))
+    chunk_files = sorted((tmp_path / "in.zarr").rglob("c/*/*"))
+    assert len(chunk_files) == 8
+    chunk_files[-1].write_bytes(b"not a zarr chunk")  # the last band cannot be read
+    old = tmp_path / "out.zarr"
+    _zarr_input(old, np.full((4, 4), 7.0, dtype=np.float32), (4, 4))
+    status = _filter(tmp_path / "in.zarr", old, "--kernel", "box", "--backend", "dask")
+    assert status == 2
+    assert zarr.open_array(str(old), mode="r")[...].tolist() == np.full((4, 4), 7.0).tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr"]
+    status = _filter(
+        tmp_path / "in.zarr", tmp_path / "new.zarr", "--kernel", "box", "--backend", "dask"
+    )
+    assert status == 2
+    assert not (tmp_path / "new.zarr").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr"]
+
+
+def test_filter_rejects_bad_array_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "v.npy", np.ones(5))
+    assert _filter(tmp_path / "v.npy", tmp_path / "o.zarr", "--kernel", "box") == 2
+    assert (
+        "expected an array of shape (H, W) or (C, H, W); got shape (5,)" in capsys.readouterr().err
+    )
+    assert _filter(tmp_path / "none.zarr", tmp_path / "o.zarr", "--kernel", "box") == 2
+    assert "none.zarr: no such Zarr store" in capsys.readouterr().err
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_a_zarr_array_is_wrapped_in_its_own_chunks(tmp_path: Path) -> None:
+    from convkit_dask import DaskBackend
+
+    _zarr_input(tmp_path / "a.zarr", np.ones((300, 200), dtype=np.float32), (64, 50))
+    z = zarr.open_array(str(tmp_path / "a.zarr"), mode="r")
+    wrapped = DaskBackend().asarray(z, "float32", {})
+    assert wrapped.chunksize == (64, 50)
+    assert DaskBackend().asarray(z, "float32", {"chunks": 100}).chunksize == (100, 100)
