@@ -143,6 +143,40 @@ def _time(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling on 64-bit systems
+
+
+def _libc() -> Any:
+    """glibc, or ``None`` on other C libraries and systems."""
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - glibc has both
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def steady_allocator() -> bool:
+    """Make glibc keep freed memory for reuse (arrays up to 32 MiB come from the heap,
+    which is never trimmed during the run), so that no candidate pays the operating
+    system's page faults for memory another one freed. On virtual machines a fault per
+    4 KiB page can cost more than the convolution that touches the page, and which
+    call pays it depends on the order of the candidates. Returns whether it applied."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)
+        and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+    )
+
+
 def _rss() -> int | None:
     """This process's resident memory in bytes (Linux), or ``None`` elsewhere."""
     try:
@@ -162,6 +196,9 @@ def _extra_memory(fn: Callable[[], object]) -> float:
     buffers). Scratch memory kept from an earlier call does not count."""
     import threading
 
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)  # memory kept for reuse goes back, so growth is visible
     baseline = _rss()
     peak_rss = [baseline or 0]
     done = threading.Event()
@@ -290,8 +327,10 @@ def run(
     quick: bool = False,
     rounds: int | None = None,
     stream: IO[str] | None = None,
+    steady: bool = True,
 ) -> tuple[list[Row], float]:
-    """Time every workload (or those named); returns the rows and the matmul peak."""
+    """Time every workload (or those named); returns the rows and the matmul peak.
+    ``steady`` applies :func:`steady_allocator` first."""
     stream = sys.stderr if stream is None else stream
     show = stream.isatty()
     unknown = sorted(set(only or []) - {w.name for w in WORKLOADS})
@@ -301,6 +340,8 @@ def run(
             f"{', '.join(w.name for w in WORKLOADS)}"
         )
     selected = [w for w in WORKLOADS if not only or w.name in only]
+    if steady:
+        steady_allocator()
     peak = matmul_peak()
     rows: list[Row] = []
     for i, work in enumerate(selected, 1):

@@ -48,8 +48,17 @@ def cache_dir() -> Path:
 
 
 def _cache_dir() -> str:
-    # plain strings: this runs on every call under auto
     env = os.environ
+    key = (env.get("CONVKIT_CACHE_DIR"), env.get("XDG_CACHE_HOME"), env.get("HOME"))
+    if key not in _dirs:  # this runs on every call under auto
+        _dirs[key] = _find_cache_dir(env)
+    return _dirs[key]
+
+
+_dirs: dict[tuple[str | None, ...], str] = {}
+
+
+def _find_cache_dir(env: Mapping[str, str]) -> str:
     named = env.get("CONVKIT_CACHE_DIR", "").strip()
     if named:
         return named

@@ -123,7 +123,9 @@ def _exercises(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from convkit import bench
 
-    rows, peak = bench.run(args.only, quick=args.quick, rounds=args.rounds)
+    rows, peak = bench.run(
+        args.only, quick=args.quick, rounds=args.rounds, steady=not args.fresh_memory
+    )
     print(bench.table(rows, peak))
     print()
     print(bench.summary(rows))
@@ -217,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="WORKLOAD")
     p.add_argument("--quick", action="store_true", help="smaller workloads")
     p.add_argument("--rounds", type=int, default=None)
+    p.add_argument(
+        "--fresh-memory",
+        action="store_true",
+        help="leave the allocator as it is (large arrays then cost page faults on each call)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     p.add_argument("--plot", metavar="FILE", help="also draw a PNG chart")
     p.set_defaults(func=_bench)

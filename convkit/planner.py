@@ -81,9 +81,22 @@ def candidates(
         backend = registry.get(name)
         if backend is None or backend is owner or not backend.capabilities.host_arrays:
             continue
-        if plugins._unavailable_reason(backend) is None:
+        if _available(backend):
             found.append(backend)
     return found
+
+
+_availability: dict[int, tuple[Backend, bool]] = {}
+
+
+def _available(backend: Backend) -> bool:
+    """Whether ``backend`` can run here, checked once per backend object: its check may
+    search the file system for modules, and ``auto`` asks on every call."""
+    hit = _availability.get(id(backend))
+    if hit is None or hit[0] is not backend:
+        hit = (backend, plugins._unavailable_reason(backend) is None)
+        _availability[id(backend)] = hit
+    return hit[1]
 
 
 def plan(

@@ -8,6 +8,7 @@ building it, so a backend never sees a malformed call.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -45,19 +46,19 @@ class ConvSpec:
         """The number of spatial dimensions ``d``."""
         return len(self.input_size)
 
-    @property
+    @functools.cached_property
     def kernel_extent(self) -> tuple[int, ...]:
         """The span of the dilated kernel, ``(K - 1) * dilation + 1`` per dimension."""
         return tuple(
             (k - 1) * dl + 1 for k, dl in zip(self.kernel_size, self.dilation, strict=True)
         )
 
-    @property
+    @functools.cached_property
     def padded_size(self) -> tuple[int, ...]:
         """Spatial size after padding."""
         return tuple(s + lo + hi for s, (lo, hi) in zip(self.input_size, self.padding, strict=True))
 
-    @property
+    @functools.cached_property
     def output_size(self) -> tuple[int, ...]:
         """Spatial size of the output, ``(P - E) // stride + 1`` per dimension."""
         return tuple(
@@ -65,7 +66,7 @@ class ConvSpec:
             for p, e, st in zip(self.padded_size, self.kernel_extent, self.stride, strict=True)
         )
 
-    @property
+    @functools.cached_property
     def output_shape(self) -> tuple[int, ...]:
         """The full output shape ``(N, C_out, *O)``."""
         return (self.batch, self.out_channels, *self.output_size)
