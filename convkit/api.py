@@ -829,7 +829,7 @@ def check_selection(sel: selection.Selection) -> None:
 
 
 def _check_available(backend: Backend, source: str | None = None) -> Backend:
-    reason = plugins._unavailable_reason(backend)
+    reason = planner.unavailable_reason(backend)
     if reason is not None:
         origin = f" (selected by {source})" if source else ""
         raise BackendUnavailableError(

@@ -94,6 +94,12 @@ class Row:
     error: str = ""
 
 
+REPEAT = 3
+"""Timed calls of one candidate in a row within a round (after an untimed one): the
+median of a short run is less exposed to the previous candidate's threads than a
+single call."""
+
+
 def measure(
     candidates: dict[str, Callable[[], object]], rounds: int, repeat: int = 1
 ) -> dict[str, float]:
@@ -356,7 +362,7 @@ def run(
         times: dict[str, list[float]] = {name: [] for name in fns}
         n_rounds = rounds or (3 if quick else 5)
         for r in range(n_rounds):
-            for name, seconds in measure(fns, rounds=1).items():
+            for name, seconds in measure(fns, rounds=1, repeat=REPEAT).items():
                 times[name].append(seconds)
             if show:
                 done = int(20 * (r + 1) / n_rounds)

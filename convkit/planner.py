@@ -81,20 +81,20 @@ def candidates(
         backend = registry.get(name)
         if backend is None or backend is owner or not backend.capabilities.host_arrays:
             continue
-        if _available(backend):
+        if unavailable_reason(backend) is None:
             found.append(backend)
     return found
 
 
-_availability: dict[int, tuple[Backend, bool]] = {}
+_availability: dict[int, tuple[Backend, str | None]] = {}
 
 
-def _available(backend: Backend) -> bool:
-    """Whether ``backend`` can run here, checked once per backend object: its check may
-    search the file system for modules, and ``auto`` asks on every call."""
+def unavailable_reason(backend: Backend) -> str | None:
+    """Why ``backend`` cannot run here (``None``: it can), checked once per backend
+    object: the check may search the file system for modules, and every call asks."""
     hit = _availability.get(id(backend))
     if hit is None or hit[0] is not backend:
-        hit = (backend, plugins._unavailable_reason(backend) is None)
+        hit = (backend, plugins._unavailable_reason(backend))
         _availability[id(backend)] = hit
     return hit[1]
 

@@ -10,6 +10,7 @@ SciPy's FFT workers), and again only when it changes.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 
@@ -21,8 +22,9 @@ _applied: dict[str, int] = {}
 _lock = threading.Lock()
 
 
+@functools.cache
 def cores() -> int:
-    """The number of cores this process may run on."""
+    """The number of cores this process may run on (read once)."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
