@@ -126,6 +126,16 @@ class Backend:
         their owner."""
         return False
 
+    import_seconds: ClassVar[float] = 0.0
+    """Roughly how long the first call takes to import this backend's library; ``auto``
+    adds it to the estimates of a backend that is not :meth:`loaded` yet, so a
+    NumPy-only program does not import a large library for a call it speeds up by
+    less."""
+
+    def loaded(self) -> bool:
+        """Whether this backend's library is already imported in this process."""
+        return True
+
     def device_of(self, obj: Any) -> str:
         """The kind of device an array this backend owns lives on (``"cpu"``,
         ``"cuda"``); ``auto`` estimates a call on the input's own device."""

@@ -8,7 +8,10 @@ copy. Arrays on an accelerator, in a Dask graph, or of a third-party type stay w
 their owner, so data never moves between devices unless a ``device`` is asked for.
 Each candidate that supports the call (dimensions, dtype, padding mode, options) is
 estimated by its cost model (:mod:`convkit.calibration`: this machine's measured rates,
-or the backend's built-in ones) for each method, and the cheapest estimate wins.
+or the backend's built-in ones) for each method, and the cheapest estimate wins. A
+backend whose library is not imported yet carries its import time
+(:attr:`~convkit.backend.Backend.import_seconds`): a NumPy-only program does not load
+torch for a call it would speed up by less.
 """
 
 from __future__ import annotations
@@ -122,7 +125,11 @@ def plan(
             first_error = first_error or exc
             estimates.append(Estimate(backend.name, "-", math.inf, str(exc)))
             continue
-        extra = 0.0 if backend is owner else CONVERT_SECONDS
+        compared = backend is not owner and len(backends) > 1  # auto weighs the moves
+        extra = CONVERT_SECONDS if compared else 0.0
+        if compared and not backend.loaded():
+            extra += backend.import_seconds
+            note = f"{note}; +{backend.import_seconds:g} s to import it first"
         per_backend[backend.name] = costs
         notes[backend.name] = note
         for m, seconds in costs.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +49,11 @@ class ScipyBackend(Backend):
 
     def owns(self, obj: object) -> bool:
         return False  # NumPy arrays belong to the numpy backend
+
+    import_seconds = 0.2
+
+    def loaded(self) -> bool:
+        return "scipy.signal" in sys.modules
 
     workers = -1
     """SciPy FFT worker threads (``-1``: all cores), from the ``threads`` setting."""
