@@ -65,3 +65,33 @@ def test_chunks_tile_the_output_once_within_the_bound(
         # a single position is the smallest block; beyond that a block stays in bounds
         assert positions == 1 or positions * row_bytes <= ops.WORKSPACE_BYTES
     assert (covered == 1).all()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("x_shape", "kernel", "stride", "dilation"),
+    [
+        ((3, 40, 9, 11), (3, 3), 1, 1),
+        ((2, 6, 13, 10), (3, 2), (2, 3), (1, 2)),
+        ((2, 5, 6, 7, 8), (2, 3, 2), 2, 1),
+        ((1, 7, 33), (5,), 1, 3),
+    ],
+)
+def test_depthwise_path_matches_the_reference(x_shape, kernel, stride, dilation, threads) -> None:
+    from convkit.testing import assert_close, reference_conv
+
+    rng = np.random.default_rng(1)
+    c = x_shape[1]
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((c, 1, *kernel))
+    b = rng.standard_normal(c)
+    spec = ConvSpec.build(
+        x.shape, w.shape, b.shape, stride=stride, dilation=dilation, padding=1, groups=c
+    )
+    ops.DEPTHWISE_BLOCK_BYTES, saved = 256, ops.DEPTHWISE_BLOCK_BYTES  # many small slabs
+    try:
+        got = ops.depthwise(x, w, b, spec, threads)
+    finally:
+        ops.DEPTHWISE_BLOCK_BYTES = saved
+    want = reference_conv(x, w, b, stride=stride, dilation=dilation, padding=1, groups=c)
+    assert_close(got, want, "float64")

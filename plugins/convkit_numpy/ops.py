@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -99,8 +100,19 @@ def _chunks(spec: ConvSpec, itemsize: int) -> list[Block]:
     ]
 
 
-def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
-    """Cross-correlation of a batched input; see :meth:`convkit.Backend.conv`."""
+def conv(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    spec: ConvSpec,
+    threads: int = 1,
+) -> np.ndarray:
+    """Cross-correlation of a batched input; see :meth:`convkit.Backend.conv`.
+
+    Depthwise calls (one input and one output channel per group) take
+    :func:`depthwise`; the rest im2col and matrix products."""
+    if spec.in_channels == spec.groups == spec.out_channels:
+        return depthwise(x, weight, bias, spec, threads)
     g = spec.groups
     cg, og = spec.in_channels // g, spec.out_channels // g
     kernel, out_size = spec.kernel_size, spec.output_size
@@ -143,6 +155,60 @@ def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvS
         else:
             y = np.matmul(wm, cols2).reshape(g * og, nb, *block)
             out[region] = np.moveaxis(y, 1, 0)
+    if bias is not None:
+        out += bias.reshape(-1, *(1,) * spec.ndim)
+    return out
+
+
+DEPTHWISE_BLOCK_BYTES = 1 << 20
+"""Size of the slab of output channels one task of :func:`depthwise` keeps in cache."""
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def depthwise(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, threads: int = 1
+) -> np.ndarray:
+    """A depthwise layer (``groups == C_in == C_out``) as memory-bound work: no matrix
+    product to feed, so each output slab (one sample, a few channels, sized to stay in
+    cache) accumulates its kernel taps one multiply-add at a time, each tap scaling a
+    shifted view of the padded input by one weight per channel. Slabs are spread over
+    ``threads`` threads (NumPy releases the GIL in these loops)."""
+    xp = _padded(x, spec)
+    out = np.empty(spec.output_shape, dtype=x.dtype)
+    n, c = spec.batch, spec.out_channels
+    per_channel = math.prod(spec.output_size) * x.itemsize
+    step = max(1, min(c, DEPTHWISE_BLOCK_BYTES // max(per_channel, 1)))
+    slabs = [(i, c0, min(c, c0 + step)) for i in range(n) for c0 in range(0, c, step)]
+    taps = list(itertools.product(*(range(k) for k in spec.kernel_size)))
+    w = weight.reshape(c, len(taps))
+
+    def run(part: list[tuple[int, int, int]]) -> None:
+        tmp = np.empty((step, *spec.output_size), dtype=x.dtype)
+        for i, c0, c1 in part:
+            acc, scratch = out[i, c0:c1], tmp[: c1 - c0]
+            for t, tap in enumerate(taps):
+                src = tuple(
+                    slice(a * dl, a * dl + (m - 1) * st + 1, st)
+                    for a, dl, st, m in zip(
+                        tap, spec.dilation, spec.stride, spec.output_size, strict=True
+                    )
+                )
+                scale = w[c0:c1, t].reshape(-1, *(1,) * spec.ndim)
+                where: tuple[Any, ...] = (i, slice(c0, c1), *src)
+                if t == 0:
+                    np.multiply(xp[where], scale, out=acc)
+                else:
+                    np.multiply(xp[where], scale, out=scratch)
+                    acc += scratch
+
+    workers = max(1, min(threads, len(slabs)))
+    if workers == 1:
+        run(slabs)
+    else:
+        pool = _pools.get(workers) or _pools.setdefault(workers, ThreadPoolExecutor(workers))
+        for f in [pool.submit(run, slabs[k::workers]) for k in range(workers)]:
+            f.result()
     if bias is not None:
         out += bias.reshape(-1, *(1,) * spec.ndim)
     return out
