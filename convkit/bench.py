@@ -4,7 +4,7 @@ Every workload is timed for each available convkit backend and method and for th
 libraries that compute the same thing, interleaved in rounds (these machines are noisy);
 the report gives the median, the ratio to the best peer, effective GFLOP/s, the fraction
 of this machine's float32 matmul peak (measured in the same run) and the peak extra
-memory NumPy allocated (``tracemalloc``; memory of other libraries is not seen there).
+memory (the growth of resident memory during a call).
 """
 
 from __future__ import annotations
@@ -101,19 +101,22 @@ single call."""
 
 
 def measure(
-    candidates: dict[str, Callable[[], object]], rounds: int, repeat: int = 1
+    candidates: dict[str, Callable[[], object]], rounds: int, repeat: int | dict[str, int] = 1
 ) -> dict[str, float]:
     """Median seconds of each candidate, timed in interleaved rounds.
 
     Each round calls every candidate once untimed (absorbing the previous candidate's
-    worker threads winding down), then ``repeat`` times timed. Interleaving spreads the
-    machine's drift evenly over the candidates.
+    worker threads winding down), then ``repeat`` times timed (``repeat`` may be given
+    per candidate; one given a single timed call gets no untimed one: it is long enough
+    to stand alone). Interleaving spreads the machine's drift over the candidates.
     """
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, fn in candidates.items():
-            fn()
-            for _ in range(repeat):
+            n = repeat if isinstance(repeat, int) else repeat[name]
+            if n > 1 or repeat == 1:
+                fn()
+            for _ in range(n):
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
@@ -196,10 +199,11 @@ PAGE = 4096
 
 
 def _extra_memory(fn: Callable[[], object]) -> float:
-    """Peak MiB ``fn()`` needed beyond its inputs and the result it returned: the larger
-    of what NumPy allocated (``tracemalloc``) and the growth of the process's resident
-    memory, sampled every half millisecond (which also sees torch's and BLAS's
-    buffers). Scratch memory kept from an earlier call does not count."""
+    """Peak MiB ``fn()`` needed beyond its inputs and the result it returned: the growth
+    of the process's resident memory, sampled every half millisecond after cached free
+    memory went back to the system (it sees NumPy's, torch's and BLAS's buffers alike);
+    where that cannot be read, what NumPy allocated (``tracemalloc``). Scratch memory
+    kept from an earlier call does not count."""
     import threading
 
     libc = _libc()
@@ -218,12 +222,16 @@ def _extra_memory(fn: Callable[[], object]) -> float:
     sampler = threading.Thread(target=sample, daemon=True)
     if baseline is not None:
         sampler.start()
-    tracemalloc.start()
+    peak = 0
+    if baseline is None:  # tracemalloc slows NumPy's allocations: only where RSS is unknown
+        tracemalloc.start()
     try:
         result = fn()
-        _, peak = tracemalloc.get_traced_memory()
+        if baseline is None:
+            _, peak = tracemalloc.get_traced_memory()
     finally:
-        tracemalloc.stop()
+        if baseline is None:
+            tracemalloc.stop()
         done.set()
         if baseline is not None:
             sampler.join()
@@ -353,16 +361,19 @@ def run(
     for i, work in enumerate(selected, 1):
         fns, peers = candidates(work, quick)
         failed: dict[str, str] = {}
+        first: dict[str, float] = {}
         for name, fn in list(fns.items()):
             try:
-                fn()  # a candidate that cannot run this workload is reported, not fatal
+                first[name] = _time(fn)  # one that cannot run is reported, not fatal
             except (MemoryError, RuntimeError, ValueError) as exc:
                 failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
                 del fns[name]
         times: dict[str, list[float]] = {name: [] for name in fns}
         n_rounds = rounds or (3 if quick else 5)
+        # a call of a tenth of a second is long enough to time alone
+        repeats = {name: REPEAT if first[name] < 0.1 else 1 for name in fns}
         for r in range(n_rounds):
-            for name, seconds in measure(fns, rounds=1, repeat=REPEAT).items():
+            for name, seconds in measure(fns, rounds=1, repeat=repeats).items():
                 times[name].append(seconds)
             if show:
                 done = int(20 * (r + 1) / n_rounds)
