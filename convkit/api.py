@@ -83,8 +83,9 @@ def conv(
     ``zeros``, ``reflect``, ``symmetric``, ``replicate``, ``circular`` (see
     :mod:`convkit.padding`). ``method`` is ``"direct"``, ``"fft"`` (transform input and
     weights, sum the channels per frequency, invert; fast for large kernels) or
-    ``"auto"``, which picks the cheaper by the backend's cost model
-    (:func:`choose_conv_method` shows the estimates). The result has the dtype
+    ``"auto"``, which picks the cheaper by the backend's cost model; under the default
+    backend ``"auto"`` the backend is chosen the same way (:func:`explain` shows the
+    estimates). The result has the dtype
     ``result_type(x, weight)`` and comes back in the type (and on the device) of ``x``.
 
     >>> import numpy as np, convkit as ck
@@ -507,8 +508,8 @@ def convolve(
     (where one input covers the other; the inputs are swapped if ``in2`` is the larger).
     With ``axes``, only those axes are convolved and the others broadcast. ``method``
     is ``"direct"``, ``"fft"`` (overlap-add when one input is much longer) or ``"auto"``
-    (the lower estimated cost on this backend; never an FFT that could lose integer
-    exactness; see :func:`choose_method`). Integers stay exact on the direct method.
+    (the lower estimated cost, and under the default backend the cheaper backend too;
+    never an FFT that could lose integer exactness; see :func:`explain`). Integers stay exact on the direct method.
     The result has ``result_type(in1, in2)`` and the array type of ``in1``.
 
     >>> import numpy as np, convkit as ck
