@@ -186,60 +186,52 @@ def steady_allocator() -> bool:
     )
 
 
-def _rss() -> int | None:
-    """This process's resident memory in bytes (Linux), or ``None`` elsewhere."""
+def _status_kib(field: str) -> int | None:
+    """A memory field of ``/proc/self/status`` in KiB (Linux), or ``None``."""
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * PAGE
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         return None
+    return None
 
 
-PAGE = 4096
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak resident memory (``VmHWM``) to its current size."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
 
 
 def _extra_memory(fn: Callable[[], object]) -> float:
-    """Peak MiB ``fn()`` needed beyond its inputs and the result it returned: the growth
-    of the process's resident memory, sampled every half millisecond after cached free
-    memory went back to the system (it sees NumPy's, torch's and BLAS's buffers alike);
-    where that cannot be read, what NumPy allocated (``tracemalloc``). Scratch memory
-    kept from an earlier call does not count."""
-    import threading
-
+    """Peak MiB ``fn()`` needed beyond its inputs and the result it returned: how far the
+    process's peak resident memory rose during the call (Linux: ``VmHWM`` after a reset,
+    with cached free memory first given back to the system, so NumPy's, torch's and
+    BLAS's buffers all count); elsewhere, what NumPy allocated (``tracemalloc``).
+    Scratch memory kept from an earlier call does not count."""
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)  # memory kept for reuse goes back, so growth is visible
-    baseline = _rss()
-    peak_rss = [baseline or 0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            now = _rss() or 0
-            peak_rss[0] = max(peak_rss[0], now)
-            done.wait(0.0005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    if baseline is not None:
-        sampler.start()
-    peak = 0
-    if baseline is None:  # tracemalloc slows NumPy's allocations: only where RSS is unknown
+    baseline = _status_kib("VmRSS") if _reset_peak_rss() else None
+    if baseline is None:  # tracemalloc slows NumPy's allocations: only as the fallback
         tracemalloc.start()
-    try:
-        result = fn()
-        if baseline is None:
+        try:
+            result = fn()
             _, peak = tracemalloc.get_traced_memory()
-    finally:
-        if baseline is None:
+        finally:
             tracemalloc.stop()
-        done.set()
-        if baseline is not None:
-            sampler.join()
+    else:
+        result = fn()
+        peak = ((_status_kib("VmHWM") or baseline) - baseline) * 1024
     out = getattr(result, "nbytes", 0) or 0
     if not out and hasattr(result, "numel"):  # a tensor
         out = result.numel() * getattr(result, "element_size")()  # noqa: B009
-    grown = peak_rss[0] - baseline if baseline is not None else 0
-    return max(0.0, (max(peak, grown) - out) / 2**20)
+    return max(0.0, (peak - out) / 2**20)
 
 
 def candidates(work: Workload, quick: bool) -> tuple[dict[str, Callable[[], object]], list[str]]:
