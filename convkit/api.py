@@ -430,7 +430,7 @@ def _conv_costs(spec: ConvSpec, dtype: str, op: str) -> planner.MethodCosts:
         _check_capabilities(target, sel, spec, dtype)
         model, calibrated = calibration.lookup(target, sel.options)
         model = model.for_dtype(dtype)
-        note = "calibrated rates" if calibrated else "built-in rates"
+        note = _rates_note(calibrated)
         if op == "conv_vjp":
             return {"auto": model.conv_vjp(spec)}, note
         direct, fft = model.conv_direct(spec), model.conv_fft(spec)
@@ -441,8 +441,7 @@ def _conv_costs(spec: ConvSpec, dtype: str, op: str) -> planner.MethodCosts:
     return costs
 
 
-def _rates_note(target: Backend, sel: selection.Selection) -> str:
-    calibrated = calibration.is_calibrated(target, sel.options)
+def _rates_note(calibrated: bool) -> str:
     return "calibrated rates" if calibrated else "built-in rates"
 
 
@@ -595,7 +594,7 @@ def _signal_costs(
         choice = _signal_method(target, spec, method, dtype, has_f64 and exact[0], sel.options)
         if choice.reason not in ("lowest estimated cost", "requested"):
             return choice.costs, choice.reason
-        return choice.costs, _rates_note(target, sel)
+        return choice.costs, _rates_note(calibration.is_calibrated(target, sel.options))
 
     return costs
 
