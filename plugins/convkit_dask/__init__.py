@@ -41,8 +41,6 @@ class DaskBackend(Backend):
         devices=("cpu",),
         options=tuple(settings.DEFAULTS),
         array_types=("dask.array.Array",),
-        # the blocks run on a local CPU backend; its rates are NumPy's order
-        costs=CostModel(mac_rate=1.8e11, tap_rate=1.2e9, fft_rate=3.5e9),
     )
     requires = ("dask", "array_api_compat")
     install_hint = "pip install 'convkit[dask]'"
@@ -115,6 +113,18 @@ class DaskBackend(Backend):
         except ValueError as exc:
             raise ValueError(f"{exc} (from {source})") from exc
         settings.scheduler(options)  # an address must answer now, within the timeout
+
+    def cost_model(self, options: Mapping[str, Any]) -> CostModel:
+        """The rates of the local backend that computes the blocks (NumPy's for
+        ``inner="auto"``, whose blocks are NumPy arrays), calibrated where measured."""
+        from convkit import api, calibration
+
+        inner = str(settings.setting("inner", options)[0])
+        name = "numpy" if inner == "auto" else parse_backend(inner, "inner")[0]
+        try:
+            return calibration.cost_model(api.registered_backend(name), {})
+        except ValueError:  # an unknown inner backend is reported by check_options
+            return self.capabilities.costs
 
     def namespace(self) -> Any:
         import array_api_compat.dask.array as xp
