@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,8 @@ from convkit.signalspec import METHODS, SignalSpec
 from convkit.spec import ConvSpec, explicit_padding, per_dim
 
 INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+SIGNAL_DTYPES = ("bool", *INTEGER_DTYPES, "float16", *FLOAT_DTYPES, *COMPLEX_DTYPES)
+"""The dtypes ``convolve``/``correlate`` take (SciPy's, but for long double and object)."""
 
 
 class BackendUnavailableError(RuntimeError):
@@ -137,7 +140,7 @@ def conv(
         bb = _to_backend(target, b_owner, bias, dtype, sel.options)
     if not batched:
         xb = xb[None]
-    y = _call(host, target, "conv", xb, wb, bb, spec, sel.options)
+    y = _compute(host, target, sel, "conv", xb, wb, bb, spec, sel.options)
     _check_result(host, target, y, spec.output_shape, dtype, "its result")
     if not batched:
         y = y[0]
@@ -204,7 +207,9 @@ def conv_vjp(
     gb = _to_backend(target, g_owner, grad_out, dtype, sel.options)
     if not batched:
         xb, gb = xb[None], gb[None]
-    grad_x, grad_w, grad_b = _call(host, target, "conv_vjp", xb, wb, gb, spec, bias, sel.options)
+    grad_x, grad_w, grad_b = _compute(
+        host, target, sel, "conv_vjp", xb, wb, gb, spec, bias, sel.options
+    )
     if not batched:
         grad_x = grad_x[0]
     _check_result(host, target, grad_x, tuple(x.shape), dtype, "grad_x")
@@ -324,7 +329,7 @@ def conv_transpose(
         bb = _to_backend(target, b_owner, bias, dtype, sel.options)
     if not batched:
         xb = xb[None]
-    y = _call(host, target, "conv_transpose", xb, wb, bb, spec, sel.options)
+    y = _compute(host, target, sel, "conv_transpose", xb, wb, bb, spec, sel.options)
     if not batched:
         y = y[0]
     shape = (spec.batch, spec.in_channels, *size)
@@ -485,10 +490,12 @@ def _choose(
             bsel = selection.Selection(bsel.name, {**bsel.options, "device": device}, bsel.source)
         return method_costs(backend, bsel)
 
-    target, sel, choice = planner.plan(backends, sel, method, on_input_device, owner)
-    if run:
-        threads.apply(target, selection.config_of(sel) or selection.NO_CONFIG)
-    return target, sel, choice
+    target, sel_target, choice = planner.plan(backends, sel, method, on_input_device, owner)
+    while run and target is not owner and planner.unavailable_reason(target) is not None:
+        # auto weighed it from its installed files; its libraries do not load together
+        backends = [b for b in backends if b is not target]
+        target, sel_target, choice = planner.plan(backends, sel, method, on_input_device, owner)
+    return target, sel_target, choice
 
 
 def convolve(
@@ -509,7 +516,9 @@ def convolve(
     is ``"direct"``, ``"fft"`` (overlap-add when one input is much longer) or ``"auto"``
     (the lower estimated cost, and under the default backend the cheaper backend too;
     never an FFT that could lose integer exactness; see :func:`explain`). Integers stay exact on the direct method.
-    The result has ``result_type(in1, in2)`` and the array type of ``in1``.
+    The result has ``result_type(in1, in2)`` and the array type of ``in1``. Inputs may be
+    bool, integer, float16/32/64 or complex, in either byte order; 0-d inputs give their
+    product and an empty input an empty result, as SciPy (``docs/signal.md``).
 
     >>> import numpy as np, convkit as ck
     >>> ck.convolve(np.array([1, 2, 3]), np.array([0, 1, 0.5]))
@@ -577,13 +586,15 @@ def _signal_costs(
 
     def costs(target: Backend, sel: selection.Selection) -> tuple[dict[str, float], str]:
         caps = target.capabilities
-        if dtype not in caps.dtypes and dtype not in INTEGER_DTYPES:
+        has_f64 = "float64" in caps.dtypes
+        compute = _signal_compute_dtype(dtype, has_f64)
+        if compute not in caps.dtypes and compute not in INTEGER_DTYPES:
+            via = f" (computed in {compute})" if compute != dtype else ""
             raise TypeError(
-                f"backend {target.name!r} does not support dtype {dtype}; it supports "
+                f"backend {target.name!r} does not support dtype {dtype}{via}; it supports "
                 f"{', '.join(caps.dtypes)}"
             )
         _check_options(target, sel)
-        has_f64 = "float64" in caps.dtypes
         if dtype in INTEGER_DTYPES and method == "fft" and not has_f64:
             raise ValueError(
                 f"backend {target.name!r} has no float64, so its FFT cannot keep integers "
@@ -591,7 +602,7 @@ def _signal_costs(
             )
         if not exact:
             exact.append(_fft_exact(a_owner, a, b_owner, b, spec, dtype))
-        choice = _signal_method(target, spec, method, dtype, has_f64 and exact[0], sel.options)
+        choice = _signal_method(target, spec, method, compute, has_f64 and exact[0], sel.options)
         if choice.reason not in ("lowest estimated cost", "requested"):
             return choice.costs, choice.reason
         return choice.costs, _rates_note(calibration.is_calibrated(target, sel.options))
@@ -600,17 +611,54 @@ def _signal_costs(
 
 
 def _signal_dtype(d1: str, d2: str) -> str:
+    """The result dtype of ``convolve``/``correlate`` for inputs of dtypes ``d1`` and
+    ``d2`` (NumPy names, byte order already native): their ``result_type``, as SciPy."""
     for argument, name in (("in1", d1), ("in2", d2)):
-        if name not in FLOAT_DTYPES + COMPLEX_DTYPES + INTEGER_DTYPES:
+        if name not in SIGNAL_DTYPES:
             raise TypeError(
-                f"{argument} has dtype {name}; convolve takes integer, floating and complex arrays"
+                f"{argument} has dtype {name}; convolve and correlate take bool, integer, "
+                f"floating (float16, float32, float64) and complex (complex64, complex128) "
+                f"arrays; cast first, e.g. {argument}.astype('float64')"
             )
-    return str(np.result_type(np.dtype(d1), np.dtype(d2)))
+    return np.result_type(np.dtype(d1), np.dtype(d2)).name
 
 
-def _max_abs(owner: Backend, a: Any) -> float:
-    xp = owner.namespace()
-    return float(xp.max(xp.abs(a)))
+def _signal_compute_dtype(dtype: str, has_f64: bool) -> str:
+    """The dtype a backend computes a ``convolve`` whose result has ``dtype`` in: float16
+    in float32 (rounded back, as SciPy's FFT does), bool in float64 (float32 without it;
+    exact, a count of products, then nonzero is true), the others in their own dtype
+    (integers may still be computed in float64 where that is exact: see ``_signal``)."""
+    if dtype == "float16":
+        return "float32"
+    if dtype == "bool":
+        return "float64" if has_f64 else "float32"
+    return dtype
+
+
+def _max_abs(owner: Backend, a: Any) -> int:
+    """The largest magnitude in an integer array, as a Python int (no int64 overflow)."""
+    return xpsignal.max_magnitude(owner.namespace(), a)
+
+
+def _warn_non_finite(inputs: list[tuple[str, Backend, Any]]) -> None:
+    """Warn, as SciPy does, when the FFT method gets NaN or inf: the transform spreads
+    them over (nearly) every output, where the direct method keeps them local. Checked
+    only for floating inputs in host memory (no device sync, no Dask compute)."""
+    for argument, owner, a in inputs:
+        if owner.dtype_name(a) not in ("float16", *FLOAT_DTYPES, *COMPLEX_DTYPES):
+            continue
+        if not owner.in_host_memory(a):
+            continue
+        xp = owner.namespace()
+        if not bool(xp.all(xp.isfinite(a))):
+            warnings.warn(
+                f"Use of fft convolution on input with NaN or inf ({argument} has some) "
+                f"results in NaN or inf output far beyond those samples; consider "
+                f"method='direct', which keeps them local",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return
 
 
 def _fft_exact(
@@ -683,6 +731,14 @@ def _signal(
     a_owner, b_owner = _owner(host, a, "in1"), _owner(host, b, "in2")
     spec = SignalSpec.build(tuple(a.shape), tuple(b.shape), mode, axes, correlate=correlate)
     dtype = _signal_dtype(a_owner.dtype_name(a), b_owner.dtype_name(b))
+    if spec.empty:  # nothing to compute: SciPy's empty result, in the caller's type
+        if method not in METHODS:
+            raise ValueError(
+                f"method={method!r} is not a method; expected one of "
+                f"{', '.join(repr(m) for m in METHODS)}"
+            )
+        check_selection(sel)
+        return _call(host, a_owner, "restore", np.zeros(spec.output_shape, dtype=dtype), a)
     integer = dtype in INTEGER_DTYPES
     costs = _signal_costs(spec, dtype, method, a_owner, a, b_owner, b)
     target, sel, choice = _choose(
@@ -690,8 +746,12 @@ def _signal(
     )
     caps = target.capabilities
     has_f64 = "float64" in caps.dtypes
-    compute = dtype
-    if integer and choice.method == "direct":
+    compute = _signal_compute_dtype(dtype, has_f64)
+    if integer and not spec.conv_axes:
+        pass  # an elementwise product: exact in the dtype itself (wrapping, as SciPy's)
+    elif integer and choice.method == "fft":
+        compute = "float64"  # what the transform computes in; rounded back below
+    elif integer and choice.method == "direct":
         taps = math.prod(min(spec.shape1[i], spec.shape2[i]) for i in spec.conv_axes)
         exact = xpsignal.integer_exact(_max_abs(a_owner, a), _max_abs(b_owner, b), taps)
         if has_f64 and exact:
@@ -702,14 +762,34 @@ def _signal(
                 f"backend {target.name!r} cannot convolve these integers exactly: {why}; "
                 f"use backend='numpy' (exact integer arithmetic) or cast to float"
             )
+    if choice.method == "fft":
+        _warn_non_finite([("in1", a_owner, a), ("in2", b_owner, b)])
+        if compute != dtype and integer and not _fft_exact(a_owner, a, b_owner, b, spec, dtype):
+            warnings.warn(
+                f"method='fft' cannot keep these {dtype} inputs exact: their sums of "
+                f"products may reach 2**52, beyond what float64 holds exactly, so the "
+                f"result is rounded from an approximation; use method='direct' (or "
+                f"'auto', which never picks an inexact FFT) for exact integers",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     an = _to_backend(target, a_owner, a, compute, sel.options)
     bn = _to_backend(target, b_owner, b, compute, sel.options)
-    y = _call(host, target, "convolve", an, bn, spec, choice.method, sel.options)
+    y = _compute(host, target, sel, "convolve", an, bn, spec, choice.method, sel.options)
     if compute != dtype:
         xp = target.namespace()
-        y = xp.astype(xp.round(y), getattr(xp, dtype))
+        # float16 is outside the array API standard: a namespace may name it only as
+        # NumPy does (Dask)
+        back = getattr(xp, dtype, None) or np.dtype(dtype)
+        if integer or dtype == "bool":  # exact in float: round, wrap as integers do
+            y = xpsignal.round_to_integers(xp, y, back)
+        else:
+            y = xp.astype(y, back)
     _check_result(host, target, y, spec.output_shape, dtype, "its result")
-    return _back(target, a_owner, y, a)
+    out = _back(target, a_owner, y, a)
+    # 0-d inputs: their product, as the array library gives a 0-d element (a NumPy
+    # scalar for NumPy arrays, as SciPy and `in1 * in2` give)
+    return out[()] if spec.ndim == 0 else out
 
 
 # -- helpers shared by the operations ------------------------------------------------
@@ -730,6 +810,15 @@ def _call(host: plugins.PluginHost, target: Backend, method: str, *args: Any) ->
             f"backend {target.name!r} from {host.origin(target.name)} failed in {method}(): "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _compute(
+    host: plugins.PluginHost, target: Backend, sel: selection.Selection, method: str, *args: Any
+) -> Any:
+    """:func:`_call` of a backend's computation, under the ``threads`` setting if the user
+    gave one (:func:`convkit.threads.limited`; without one no thread count changes)."""
+    with threads.limited(target, selection.config_of(sel) or selection.NO_CONFIG):
+        return _call(host, target, method, *args)
 
 
 def _check_result(
@@ -762,10 +851,14 @@ def _back(target: Backend, owner: Backend, y: Any, like: Any) -> Any:
 
 
 def _as_array(obj: Any) -> Any:
-    """Arrays pass through; lists, tuples and scalars become NumPy arrays."""
-    if hasattr(obj, "shape") and hasattr(obj, "dtype"):
-        return obj
-    return np.asarray(obj)
+    """Arrays pass through; lists, tuples and scalars become NumPy arrays. A NumPy
+    array in non-native byte order (``>f8`` on a little-endian machine) is converted to
+    native order here, once, so every later step sees ``float64``."""
+    if not (hasattr(obj, "shape") and hasattr(obj, "dtype")):
+        obj = np.asarray(obj)
+    if isinstance(obj, np.ndarray | np.generic) and not obj.dtype.isnative:
+        obj = obj.astype(obj.dtype.newbyteorder("="))
+    return obj
 
 
 def _owner(host: plugins.PluginHost, obj: Any, argument: str) -> Backend:

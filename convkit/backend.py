@@ -9,6 +9,7 @@ import, so ``import convkit`` and ``convkit backends`` stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ import numpy as np
 from convkit import xpsignal
 from convkit.costs import CostModel
 from convkit.padding import PADDING_MODES
+from convkit.padding import pad as xp_pad
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
@@ -101,8 +103,9 @@ class Backend:
         raise NotImplementedError
 
     def dtype_name(self, obj: Any) -> str:
-        """The NumPy name of the dtype of an array this backend owns (``'float32'``)."""
-        return str(np.dtype(obj.dtype))
+        """The NumPy name of the dtype of an array this backend owns (``'float32'``):
+        kind and size only, so a big-endian ``>f8`` is ``'float64'`` too."""
+        return np.dtype(obj.dtype).name
 
     def asarray(self, obj: Any, dtype: str, options: Mapping[str, Any]) -> Any:
         """Convert a NumPy array, or an array of this backend's type, to this backend's
@@ -146,9 +149,21 @@ class Backend:
         ``convkit calibrate`` measures this machine's and takes precedence."""
         return self.capabilities.costs
 
+    def limit_threads(self, threads: int) -> contextlib.AbstractContextManager[None]:
+        """A context in which this backend's libraries use ``threads`` threads, restoring
+        their previous counts on exit; the core enters it around a call when the user set
+        ``threads`` (:mod:`convkit.threads`), and never otherwise. The default calls
+        :meth:`set_threads` (kept for plugins written before this method) and restores
+        nothing: override this to leave the process as it was.
+
+        .. versionadded:: 0.1 (plugin API 1)
+        """
+        self.set_threads(threads)
+        return contextlib.nullcontext()
+
     def set_threads(self, threads: int) -> None:
-        """Use ``threads`` threads in this backend's libraries from now on (the core
-        calls this when the ``threads`` setting changes). The default does nothing."""
+        """Deprecated in favour of :meth:`limit_threads`: use ``threads`` threads from
+        now on. The default does nothing."""
 
     def devices_here(self) -> tuple[str, ...]:
         """The declared devices that exist on this machine (default: all declared)."""
@@ -173,7 +188,7 @@ class Backend:
 
     def pad(self, x: Any, padding: tuple[tuple[int, int], ...], mode: str) -> Any:
         """Pad the trailing spatial axes; the default works for any array-API library."""
-        return xpsignal.pad(self.namespace(), x, padding, mode)
+        return xp_pad(self.namespace(), x, padding, mode)
 
     def convolve(
         self, in1: Any, in2: Any, spec: SignalSpec, method: str, options: Mapping[str, Any]

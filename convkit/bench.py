@@ -5,6 +5,11 @@ libraries that compute the same thing, interleaved in rounds (these machines are
 the report gives the median, the ratio to the best peer, effective GFLOP/s, the fraction
 of this machine's float32 matmul peak (measured in the same run) and the peak extra
 memory (the growth of resident memory during a call).
+
+A candidate that raises (a peer whose compiled library fails to load, a backend error,
+at its first call or any later one) is reported in its row as ``failed: Type: message``
+and left out of the ratios and the summary; the run goes on with the other candidates
+and workloads.
 """
 
 from __future__ import annotations
@@ -92,6 +97,7 @@ class Row:
     extra_mib: float
     ratio_to_best_peer: float = math.nan
     error: str = ""
+    """Why the candidate could not be timed (``"Type: message"``); empty if it was."""
 
 
 REPEAT = 3
@@ -150,6 +156,42 @@ def _time(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+ERROR_CHARS = 100
+"""The longest error message a row keeps."""
+
+
+def failure(exc: BaseException) -> str:
+    """A short ``"Type: message"`` for a row: the message's first line, cut to
+    :data:`ERROR_CHARS`.
+
+    >>> failure(OSError("libtorchaudio.so: cannot open shared object file\\nmore"))
+    'OSError: libtorchaudio.so: cannot open shared object file'
+    """
+    lines = str(exc).strip().splitlines()
+    message = lines[0] if lines else ""
+    if len(message) > ERROR_CHARS:
+        message = message[: ERROR_CHARS - 3] + "..."
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _raises(exc: Exception) -> Callable[[], object]:
+    """A candidate that could not be built: calling it raises ``exc`` again, so that it
+    is reported in its row like a candidate that fails when called."""
+
+    def candidate() -> object:
+        raise exc
+
+    return candidate
+
+
+def _not_installed(exc: Exception, *modules: str) -> bool:
+    """Whether ``exc``, raised importing a peer, says that one of ``modules`` is not
+    installed at all (a peer to leave out) rather than installed but broken, such as a
+    compiled library that does not load (a peer to report as failed)."""
+    name = (exc.name or "") if isinstance(exc, ModuleNotFoundError) else ""
+    return name.split(".")[0] in modules
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
@@ -247,16 +289,20 @@ def candidates(work: Workload, quick: bool) -> tuple[dict[str, Callable[[], obje
     peers: list[str] = []
     names = [b.name for b in ck.list_backends() if b.available]
     if work.backward:
-        y = np.asarray(ck.conv(x, w, **kw))
-        g = np.ones_like(y)
+        from convkit.spec import ConvSpec
+
+        g = np.ones(ConvSpec.build(xs, ws, **kw).output_shape, dtype=work.dtype)
         out["convkit auto"] = functools.partial(ck.conv_vjp, x, w, g, **kw)
         for name in names:
             out[f"convkit {name}"] = functools.partial(ck.conv_vjp, x, w, g, backend=name, **kw)
     else:
         out["convkit auto"] = functools.partial(ck.conv, x, w, backend="auto", **kw)
         for name in names:
-            choice = ck.choose_conv_method(x, w, backend=name, **kw)
-            costs = choice.costs
+            try:
+                costs = ck.choose_conv_method(x, w, backend=name, **kw).costs
+            except Exception as exc:  # reported in the backend's row; the others go on
+                out[f"convkit {name} auto"] = _raises(exc)
+                continue
             for method in ("direct", "fft"):
                 # skip a method estimated 20x slower than the backend's best: it would
                 # only make the run long
@@ -295,8 +341,10 @@ def _peers(
                 found[f"torch F.conv{d}d (peer)"] = lambda: fn(
                     xt, wt, padding=kw.get("padding", 0), groups=kw.get("groups", 1)
                 )
-    except ImportError:
-        pass
+    except Exception as exc:  # not installed: no peer; installed but broken: reported
+        if not _not_installed(exc, "torch") and d <= 3:
+            name = "torch autograd (peer)" if work.backward else f"torch F.conv{d}d (peer)"
+            found[name] = _raises(exc)
     single = x.shape[:2] == (1, 1) and w.shape[:2] == (1, 1) and not work.backward
     if single:
         import scipy.ndimage
@@ -321,8 +369,9 @@ def _peers(
 
                 ta, tk = torch.from_numpy(a), torch.from_numpy(k[::-1].copy())
                 found["torchaudio fftconvolve (peer)"] = lambda: AF.fftconvolve(ta, tk, "valid")
-            except ImportError:
-                pass
+            except Exception as exc:  # as for torch: a broken install is reported
+                if not _not_installed(exc, "torch", "torchaudio"):
+                    found["torchaudio fftconvolve (peer)"] = _raises(exc)
     peers.extend(found)
     return found
 
@@ -351,21 +400,34 @@ def run(
     peak = matmul_peak()
     rows: list[Row] = []
     for i, work in enumerate(selected, 1):
-        fns, peers = candidates(work, quick)
+        try:
+            fns, peers = candidates(work, quick)
+        except Exception as exc:  # the workload cannot even be set up: one row says why
+            rows.append(_failed_row(work.name, "convkit auto", False, failure(exc)))
+            continue
+        order = list(fns)
         failed: dict[str, str] = {}
         first: dict[str, float] = {}
         for name, fn in list(fns.items()):
             try:
                 first[name] = _time(fn)  # one that cannot run is reported, not fatal
-            except (MemoryError, RuntimeError, ValueError) as exc:
-                failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+            except Exception as exc:
+                failed[name] = failure(exc)
                 del fns[name]
         times: dict[str, list[float]] = {name: [] for name in fns}
         n_rounds = rounds or (3 if quick else 5)
         # a call of a tenth of a second is long enough to time alone
         repeats = {name: REPEAT if first[name] < 0.1 else 1 for name in fns}
         for r in range(n_rounds):
-            for name, seconds in measure(fns, rounds=1, repeat=repeats).items():
+            # one round of measure() over all candidates, one candidate at a time, so
+            # that one failing in a later round loses only its own row
+            for name in list(fns):
+                try:
+                    seconds = measure({name: fns[name]}, rounds=1, repeat=repeats)[name]
+                except Exception as exc:
+                    failed[name] = failure(exc)
+                    del fns[name], times[name]
+                    continue
                 times[name].append(seconds)
             if show:
                 done = int(20 * (r + 1) / n_rounds)
@@ -376,34 +438,29 @@ def run(
         if show:
             stream.write("\n")
         flops = work.flops(quick)
-        group = []
+        measured: dict[str, Row] = {}
         for name, ts in times.items():
             med = statistics.median(ts)
-            extra = _extra_memory(fns[name])
-            group.append(
-                Row(
-                    work.name,
-                    name,
-                    name in peers,
-                    med,
-                    flops / med / 1e9,
-                    flops / med / peak,
-                    extra,
-                )
+            try:
+                extra = _extra_memory(fns[name])
+            except Exception as exc:
+                failed[name] = failure(exc)
+                continue
+            measured[name] = Row(
+                work.name,
+                name,
+                name in peers,
+                med,
+                flops / med / 1e9,
+                flops / med / peak,
+                extra,
             )
-        for name, error in failed.items():
-            group.append(
-                Row(
-                    work.name,
-                    name,
-                    name in peers,
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    error=error,
-                )
-            )
+        group = [
+            measured[name]
+            if name in measured
+            else _failed_row(work.name, name, name in peers, failed[name])
+            for name in order
+        ]
         best = min(
             (r.median_s for r in group if r.peer and r.median_s == r.median_s), default=math.nan
         )
@@ -411,6 +468,12 @@ def run(
             row.ratio_to_best_peer = row.median_s / best if best == best else math.nan
         rows.extend(group)
     return rows, peak
+
+
+def _failed_row(workload: str, candidate: str, peer: bool, error: str) -> Row:
+    """The row of a candidate that raised: no measurements, and why."""
+    nan = math.nan
+    return Row(workload, candidate, peer, nan, nan, nan, nan, error=error)
 
 
 def table(rows: Sequence[Row], peak: float) -> str:
@@ -491,7 +554,7 @@ def plot(rows: Sequence[Row], path: str | Path) -> None:
     workloads = list(dict.fromkeys(r.workload for r in rows))
     fig, axes = plt.subplots(len(workloads), 1, figsize=(9, 2.2 * len(workloads)), squeeze=False)
     for ax, work in zip(axes[:, 0], workloads, strict=True):
-        group = [r for r in rows if r.workload == work]
+        group = [r for r in rows if r.workload == work and not r.error]
         ax.barh(
             [r.candidate for r in group],
             [r.ratio_to_best_peer for r in group],

@@ -170,12 +170,12 @@ def lookup(backend: Backend, options: Mapping[str, Any]) -> tuple[CostModel, boo
 
 
 def _version(backend: Backend) -> str:
+    """The version of the distribution that registered ``backend``, as read when the
+    plugins were loaded (a dictionary lookup: this runs on every call under auto)."""
     from convkit import plugins
 
-    for info in plugins.host().registry.info():
-        if info.name == backend.name:
-            return str(info.version)
-    return "unknown"
+    version = plugins.host().registry.version(backend.name)
+    return "unknown" if version is None else str(version)
 
 
 def save(models: Mapping[str, CostModel], versions: Mapping[str, str]) -> Path:
@@ -224,7 +224,7 @@ def calibrate(
                 progress(key)
             try:
                 models[key] = _measure(info.name, options, backend.cost_model(options), quick)
-                versions[key] = str(info.version)
+                versions[key] = _version(backend)
             except Exception as exc:  # one backend's failure is reported, not fatal
                 failures[key] = f"{type(exc).__name__}: {exc}"
     if backends is not None:

@@ -3,12 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from convkit import api, plugins
+from convkit import api, plugins, selection
+from convkit.adapters.image import SCALES
 from convkit.backend import Backend, BackendInfo
+
+EXIT_RUNTIME = 1
+"""Exit status of a command that failed while running: unreadable input, a file
+system error, an output that exists (without ``--overwrite``), a backend failure."""
+
+EXIT_USAGE = 2
+"""Exit status of a bad command line or configuration: unknown option or value, an
+unknown or unusable backend, a bad config file or environment variable."""
+
+EPILOG = """\
+exit status:
+  0  success
+  1  runtime failure: unreadable input, an existing output without --overwrite, a
+     file system error, a backend that failed during the computation
+  2  usage or configuration error: bad arguments or values, unknown or unavailable
+     backend, bad config file (convkit.toml, pyproject.toml) or CONVKIT_* variable
+"""
+
+
+EXERCISES_BACKEND = "numpy"
+"""The backend ``convkit exercises`` runs on when ``--backend`` is not given."""
+
+
+class UsageError(Exception):
+    """A bad argument or configuration: ``convkit`` exits with status 2."""
+
+
+@contextlib.contextmanager
+def _usage() -> Iterator[None]:
+    """Inside, a ``ValueError`` or ``TypeError`` is the command line's fault (a
+    :class:`UsageError`)."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _check_backend(value: str | None) -> selection.Selection:
+    """The selection ``--backend value`` (or the configured one) makes, checked usable
+    now: an unknown or unavailable backend is a usage error."""
+    with _usage():
+        sel = api.get_backend(value)
+        try:
+            api.check_selection(sel)
+        except api.BackendUnavailableError as exc:
+            raise ValueError(str(exc)) from exc
+    return sel
 
 
 def _backends(args: argparse.Namespace) -> int:
@@ -46,16 +98,29 @@ def _backends(args: argparse.Namespace) -> int:
         )
         if args.verbose:
             print(failure.traceback)
-    selection = api.get_backend()
-    print(f"\nactive: {selection}")
-    if selection.name == "auto":
-        print("  auto: each call runs on the backend that owns its input's array type")
+    active = api.get_backend()
+    print(f"\nactive: {active}")
+    if active.name == "auto":
+        print(_auto_text(infos))
     try:
-        api.check_selection(selection)
+        api.check_selection(active)
     except (ValueError, TypeError, RuntimeError) as exc:
         print(f"  but it cannot be used: {exc}")
-        return 1
+        return EXIT_USAGE
     return 0
+
+
+def _auto_text(infos: Sequence[BackendInfo]) -> str:
+    """What ``auto`` does, naming the backends that may take host arrays here."""
+    hosts = [i.name for i in infos if i.available and i.capabilities.host_arrays]
+    return (
+        "  auto: per call, the backend and method with the lowest estimated cost\n"
+        "    (`convkit explain` shows the estimates). Host arrays (NumPy arrays, CPU tensors\n"
+        "    that need no grad) may be computed by any available backend that takes host\n"
+        f"    arrays: {', '.join(hosts) or '(none)'}. CUDA tensors, tensors that require grad,\n"
+        "    Dask arrays, other plugins' arrays and integer convolve stay with the backend\n"
+        "    that owns them."
+    )
 
 
 def _devices(backend: Backend | None, info: BackendInfo) -> str:
@@ -72,49 +137,103 @@ def _devices(backend: Backend | None, info: BackendInfo) -> str:
 
 def _filter(args: argparse.Namespace) -> int:
     from convkit.adapters import arrays, audio, image, kernels
+    from convkit.padding import PADDING_MODES
 
     source, target = Path(args.input), Path(args.output)
-    if source.suffix.lower() in arrays.FORMATS:
-        if target.exists() and target.resolve() == source.resolve() and not args.overwrite:
-            raise ValueError(f"{target} is the input; pass --overwrite to replace it")
-        k = kernels.kernel(args.kernel, domain="image")
+    formats = {
+        "array": sorted(arrays.FORMATS),
+        "audio": sorted(audio.FORMATS),
+        "image": sorted(image.FORMATS),
+    }
+    kind = _file_kind(source, formats)
+    if kind is None:
+        known = [suffix for suffixes in formats.values() for suffix in suffixes]
+        raise UsageError(
+            f"INPUT {source}: unsupported file type {source.suffix or '(none)'!r}; "
+            f"expected one of {', '.join(known)}"
+        )
+    if _file_kind(target, formats) != kind:
+        raise UsageError(
+            f"OUTPUT {target}: the output of {kind} input {source} must be one of "
+            f"{', '.join(sorted(formats[kind]))}"
+        )
+    if args.scale is not None and kind != "image":
+        raise UsageError(
+            f"--scale {args.scale}: scaling applies to image outputs (8-bit PNG/JPEG); "
+            f"{target} is {kind}"
+        )
+    if kind != "audio" and args.padding_mode not in PADDING_MODES:
+        raise UsageError(
+            f"--padding-mode {args.padding_mode!r} is not a padding mode; expected one of "
+            f"{', '.join(PADDING_MODES)}"
+        )
+    _check_backend(args.backend)
+    if kind != "audio":
+        with _usage():
+            k = kernels.kernel(args.kernel, domain="image")
+    if kind != "array" and not source.is_file():  # arrays.open_array says it for arrays
+        raise FileNotFoundError(f"INPUT {source}: no such file")
+    _check_output(source, target, args.overwrite)
+    if kind == "array":
         shape = arrays.filter_file(
-            source, target, k, padding_mode=args.padding_mode, backend=args.backend
+            source,
+            target,
+            k,
+            padding_mode=args.padding_mode,
+            backend=args.backend,
+            overwrite=args.overwrite,
         )
         print(f"{source} {shape} -> {target} with {args.kernel} {k.shape}")
-        return 0
-    kind = "audio" if source.suffix.lower() in audio.FORMATS else "image"
-    if kind == "image" and source.suffix.lower() not in image.FORMATS:
-        known = sorted(audio.FORMATS) + sorted(image.FORMATS)
-        raise ValueError(f"{source}: unsupported file type; use one of {', '.join(known)}")
-    out_kind = "audio" if target.suffix.lower() in audio.FORMATS else "image"
-    if out_kind != kind:
-        raise ValueError(f"{target}: the output must be {kind} like the input {source}")
-    if not source.is_file():
-        raise ValueError(f"{source}: no such file")
-    if target.exists() and target.resolve() == source.resolve() and not args.overwrite:
-        raise ValueError(f"{target} is the input file; pass --overwrite to replace it")
-    if kind == "image":
+    elif kind == "image":
         img = image.load(source)
-        k = kernels.kernel(args.kernel, domain="image")
         result = image.filter(img, k, padding_mode=args.padding_mode, backend=args.backend)
-        image.save(target, result)
-        print(f"{source} {img.shape} -> {target} with {args.kernel} {k.shape}")
+        scale = args.scale or "clip"
+        scaling = image.save(target, result, scale=scale, overwrite=args.overwrite)
+        hint = ""
+        if scale == "clip" and scaling.clipped and scaling.low < 0:
+            hint = " (the result is signed: --scale minmax or --scale abs keeps it)"
+        print(f"{source} {img.shape} -> {target} with {args.kernel} {k.shape}; {scaling}{hint}")
     else:
         data, rate = audio.load(source)
-        taps = kernels.kernel(args.kernel, rate=rate, domain="audio")
+        with _usage():
+            taps = kernels.kernel(args.kernel, rate=rate, domain="audio")
         result = audio.fir_filter(data, taps, backend=args.backend)
-        audio.save(target, result, rate)
+        audio.save(target, result, rate, overwrite=args.overwrite)
         print(
             f"{source} {data.shape} at {rate} Hz -> {target} with {args.kernel} ({len(taps)} taps)"
         )
     return 0
 
 
+def _file_kind(path: Path, formats: dict[str, list[str]]) -> str | None:
+    """The kind (a key of ``formats``) that ``path``'s extension names, or ``None``."""
+    suffix = path.suffix.lower()
+    return next((kind for kind, known in formats.items() if suffix in known), None)
+
+
+def _check_output(source: Path, target: Path, overwrite: bool) -> None:
+    """Refuse an existing ``target`` (a dangling link included) unless ``overwrite``."""
+    if overwrite or not os.path.lexists(target):
+        return
+    if source.exists() and target.exists() and target.resolve() == source.resolve():
+        raise FileExistsError(f"OUTPUT {target} is the input; pass --overwrite to replace it")
+    raise FileExistsError(f"OUTPUT {target} already exists; pass --overwrite to replace it")
+
+
 def _exercises(args: argparse.Namespace) -> int:
     from convkit import exercises
 
-    results = exercises.run_all(args.only, backend=args.backend, out=args.out, quick=args.quick)
+    with _usage():
+        exercises.check_names(args.only)
+    if args.backend is None:
+        backend = EXERCISES_BACKEND
+        source = f"the command's default (--backend {EXERCISES_BACKEND})"
+    else:
+        backend, source = args.backend, "--backend"
+    _check_backend(backend)
+    results = exercises.run_all(
+        args.only, backend=backend, out=args.out, quick=args.quick, backend_source=source
+    )
     print(exercises.summary(results))
     print(f"\nreport: {Path(args.out) / 'report.md'}")
     return 0
@@ -123,6 +242,14 @@ def _exercises(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from convkit import bench
 
+    unknown = sorted(set(args.only or []) - {w.name for w in bench.WORKLOADS})
+    if unknown:
+        raise UsageError(
+            f"--only {' '.join(unknown)}: unknown workload(s); expected some of "
+            f"{', '.join(w.name for w in bench.WORKLOADS)}"
+        )
+    if args.rounds is not None and args.rounds < 1:
+        raise UsageError(f"--rounds {args.rounds}: expected a positive number of rounds")
     rows, peak = bench.run(
         args.only, quick=args.quick, rounds=args.rounds, steady=not args.fresh_memory
     )
@@ -137,8 +264,6 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from convkit import api
-
     kwargs: dict[str, object] = {}
     if args.op in ("conv", "conv_vjp"):
         kwargs = dict(
@@ -146,9 +271,17 @@ def _explain(args: argparse.Namespace) -> int:
         )
     else:
         kwargs = {"mode": args.mode}
-    choice = api.explain(
-        tuple(args.x), tuple(args.w), op=args.op, dtype=args.dtype, backend=args.backend, **kwargs
-    )
+    if args.backend is not None:
+        _check_backend(args.backend)
+    with _usage():  # explain computes nothing: whatever it refuses is the arguments' fault
+        choice = api.explain(
+            tuple(args.x),
+            tuple(args.w),
+            op=args.op,
+            dtype=args.dtype,
+            backend=args.backend,
+            **kwargs,
+        )
     args_text = ", ".join(f"{k}={v}" for k, v in kwargs.items())
     print(f"{args.op} x{tuple(args.x)} w{tuple(args.w)} {args.dtype} {args_text}")
     print(choice)
@@ -157,6 +290,13 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from convkit import calibration
+
+    infos = {info.name: info for info in api.list_backends()}
+    for name in args.backend or []:
+        with _usage():
+            api.registered_backend(name)
+        if not infos[name].available:
+            raise UsageError(f"--backend {name}: not available here: {infos[name].reason}")
 
     def progress(key: str) -> None:
         print(f"measuring {key} ...", file=sys.stderr, flush=True)
@@ -176,11 +316,23 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``convkit`` command."""
+    import convkit
+
     parser = argparse.ArgumentParser(
-        prog="convkit", description="N-dimensional convolution with pluggable backends."
+        prog="convkit",
+        description="N-dimensional convolution with pluggable backends.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"convkit {convkit.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("backends", help="list the registered backends and the active choice")
+    common: dict[str, Any] = {
+        "epilog": EPILOG,
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+    p = sub.add_parser(
+        "backends", help="list the registered backends and the active choice", **common
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="show plugin tracebacks")
     p.set_defaults(func=_backends)
 
@@ -188,34 +340,64 @@ def build_parser() -> argparse.ArgumentParser:
         "filter",
         help="filter an image (PNG/JPEG), an array (.npy/.zarr) or audio file "
         "(WAV/FLAC/OGG) with a named kernel",
-        description="Filter an image, an (H, W) or (C, H, W) array in a .npy file or Zarr "
-        "store, or an audio file with a named kernel; the output is written atomically. "
-        "With --backend dask an array streams through in chunks. Kernels: box, gaussian, sobel_x, sobel_y, laplacian, "
-        "sharpen (images); lowpass, highpass, bandpass (audio).",
+        description=textwrap.fill(
+            "Filter an image, an (H, W) or (C, H, W) array in a .npy file or Zarr store, or "
+            "an audio file with a named kernel. The output is written atomically (a "
+            "temporary file, flushed to disk, renamed into place; a symbolic link is written "
+            "through) and an existing OUTPUT is refused unless --overwrite is given. With "
+            "--backend dask an array streams through in chunks. Kernels: box, gaussian, "
+            "sobel_x, sobel_y, laplacian, sharpen (images); lowpass, highpass, bandpass "
+            "(audio).",
+            78,
+        ),
+        **common,
     )
-    p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("input", metavar="INPUT", help="image (.png/.jpg), array (.npy/.zarr) or audio")
+    p.add_argument("output", metavar="OUTPUT", help="a file of the same kind as INPUT")
     p.add_argument("--kernel", required=True, help="e.g. gaussian:sigma=2 or lowpass:cutoff=1000")
-    p.add_argument("--padding-mode", default="reflect", help="image border handling")
+    p.add_argument(
+        "--padding-mode",
+        default="reflect",
+        metavar="MODE",
+        help="image border handling: zeros, reflect, symmetric, replicate or circular "
+        "(default: reflect)",
+    )
     p.add_argument("--backend", default=None, help="backend selection, e.g. scipy or torch:cuda")
-    p.add_argument("--overwrite", action="store_true", help="allow OUTPUT to be INPUT")
+    p.add_argument(
+        "--scale",
+        choices=SCALES,
+        default=None,
+        help="how an image result is mapped to 8-bit [0, 1]: clip (default: values kept, "
+        "those outside [0, 1] clipped; right for blurs and sharpening), minmax (smallest "
+        "value to 0, largest to 1; shows a signed result such as sobel_x whole) or abs "
+        "(|value|, clipped at 1: edges of either sign bright). The output line says which "
+        "scaling was applied and how many pixels were clipped",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace OUTPUT if it exists (even if it is INPUT)"
+    )
     p.set_defaults(func=_filter)
 
     p = sub.add_parser(
         "exercises",
         help="run the chapter's exercises and write a report with numbers and figures",
+        **common,
     )
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these exercises")
     p.add_argument(
         "--backend",
-        default="numpy",
-        help="backend selection (default: numpy; 'auto' picks the fastest per call)",
+        default=None,
+        help=f"backend selection (default: {EXERCISES_BACKEND}, whatever convkit.toml or "
+        "CONVKIT_BACKEND say; 'auto' picks the fastest per call). The report names the "
+        "backend and whether it came from this option or the default",
     )
     p.add_argument("--out", default="out/exercises", help="directory for report.md and figures")
     p.add_argument("--quick", action="store_true", help="smaller data and shorter training")
     p.set_defaults(func=_exercises)
 
-    p = sub.add_parser("bench", help="time convkit's backends and methods against the peers")
+    p = sub.add_parser(
+        "bench", help="time convkit's backends and methods against the peers", **common
+    )
     p.add_argument("--only", nargs="+", metavar="WORKLOAD")
     p.add_argument("--quick", action="store_true", help="smaller workloads")
     p.add_argument("--rounds", type=int, default=None)
@@ -231,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "calibrate",
         help="measure this machine's cost models for auto (kept in the user's cache)",
+        **common,
     )
     p.add_argument("--backend", nargs="+", metavar="NAME", help="only these backends")
     p.add_argument("--quick", action="store_true", help="smaller problems, less accurate")
@@ -238,35 +421,98 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_calibrate)
 
     p = sub.add_parser(
-        "explain", help="what auto picks for a call, and the estimated cost of each alternative"
+        "explain",
+        help="what auto picks for a call, and the estimated cost of each alternative",
+        **common,
     )
     p.add_argument("--x", type=int, nargs="+", required=True, help="input shape (in1)")
     p.add_argument("--w", type=int, nargs="+", required=True, help="weight shape (in2)")
     p.add_argument("--op", default="conv", choices=("conv", "conv_vjp", "convolve", "correlate"))
     p.add_argument("--mode", default="full", help="convolve/correlate mode")
     p.add_argument("--backend", default=None, help="explain only this backend")
-    p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--padding", type=int, default=0)
-    p.add_argument("--dilation", type=int, default=1)
+    p.add_argument(
+        "--stride", type=_ints("--stride"), default=1, help="an int, or one per dimension: 2,1"
+    )
+    p.add_argument(
+        "--padding",
+        type=_padding,
+        default=0,
+        help="same, valid, an int (3), one int per dimension (1,2), or LOW:HIGH pairs per "
+        "dimension (1:2,0:0; mixing is fine: 1,0:2), as conv's padding= takes them "
+        "(default: 0)",
+    )
+    p.add_argument(
+        "--dilation", type=_ints("--dilation"), default=1, help="an int, or one per dimension"
+    )
     p.add_argument("--groups", type=int, default=1)
     p.add_argument("--dtype", default="float32")
     p.set_defaults(func=_explain)
     return parser
 
 
+def _padding(text: str) -> int | str | tuple[int | tuple[int, int], ...]:
+    """``--padding`` as :func:`convkit.conv` takes it: ``same``/``valid``, an int, one
+    int per dimension (``1,2``), or ``LOW:HIGH`` pairs (``1:2,0:0``), mixed as needed.
+
+    >>> _padding("same"), _padding("3"), _padding("1,2"), _padding("1:2,0")
+    ('same', 3, (1, 2), ((1, 2), 0))
+    """
+    value = text.strip()
+    if value in ("same", "valid"):
+        return value
+    expected = (
+        "expected same, valid, an int (3), one int per dimension (1,2) or LOW:HIGH pairs (1:2,0:0)"
+    )
+    entries: list[int | tuple[int, int]] = []
+    try:
+        for item in value.split(","):
+            if ":" in item:
+                low, high = item.split(":")
+                entries.append((int(low), int(high)))
+            else:
+                entries.append(int(item))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--padding {text!r}: {expected}") from None
+    if "," not in value and isinstance(entries[0], int):
+        return entries[0]
+    return tuple(entries)
+
+
+def _ints(option: str) -> Callable[[str], int | tuple[int, ...]]:
+    """An argparse type for an int or comma-separated ints per dimension."""
+
+    def parse(text: str) -> int | tuple[int, ...]:
+        try:
+            values = tuple(int(item) for item in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{option} {text!r}: expected an int (2) or one per dimension (2,1)"
+            ) from None
+        return values[0] if len(values) == 1 else values
+
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``convkit`` command.
+    """Run the ``convkit`` command; returns its exit status: 0 on success, 1 for a
+    runtime failure, 2 for a usage or configuration error (see ``convkit --help``).
 
     >>> main(["backends"])  # doctest: +ELLIPSIS
     backend ...
     0
     """
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # usage errors exit with 2 here
     try:
         return int(args.func(args))
+    except (UsageError, selection.ConfigError) as exc:
+        print(f"convkit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (ValueError, TypeError, RuntimeError, OSError) as exc:
         print(f"convkit: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        print("convkit: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -84,22 +84,15 @@ def candidates(
         backend = registry.get(name)
         if backend is None or backend is owner or not backend.capabilities.host_arrays:
             continue
-        if unavailable_reason(backend) is None:
+        if plugins.installed(backend):  # the full check runs if it is picked
             found.append(backend)
     return found
 
 
-_availability: dict[int, tuple[Backend, str | None]] = {}
-
-
 def unavailable_reason(backend: Backend) -> str | None:
-    """Why ``backend`` cannot run here (``None``: it can), checked once per backend
-    object: the check may search the file system for modules, and every call asks."""
-    hit = _availability.get(id(backend))
-    if hit is None or hit[0] is not backend:
-        hit = (backend, plugins._unavailable_reason(backend))
-        _availability[id(backend)] = hit
-    return hit[1]
+    """Why ``backend`` cannot run here (``None``: it can), checked once per process
+    (:func:`convkit.plugins.unavailable_reason`)."""
+    return plugins.unavailable_reason(backend)
 
 
 def plan(

@@ -14,6 +14,8 @@ a plugin stating another version (or none) is refused and listed with both versi
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import re
 import sys
@@ -113,11 +115,18 @@ class BackendRegistry:
         entry = self._entries.get(name)
         return entry.backend if entry else None
 
+    def version(self, name: str) -> str | None:
+        """The version of the distribution that registered backend ``name`` (``None``
+        when unknown); read once, at loading."""
+        entry = self._entries.get(name)
+        return entry.version if entry else None
+
     def info(self) -> list[BackendInfo]:
-        """One record per registered backend, with its availability."""
+        """One record per registered backend, with its availability (checked once per
+        process, see :func:`unavailable_reason`)."""
         out = []
         for name, e in self._entries.items():
-            reason = _unavailable_reason(e.backend)
+            reason = unavailable_reason(e.backend)
             out.append(
                 BackendInfo(
                     name=name,
@@ -188,11 +197,46 @@ class KernelRegistry:
         return list(self._entries)
 
 
-def _unavailable_reason(backend: Backend) -> str | None:
+_availability: dict[int, tuple[Backend, str | None]] = {}
+
+
+def unavailable_reason(backend: Backend) -> str | None:
+    """Why ``backend`` cannot run here (``None``: it can), from its full
+    :meth:`~convkit.backend.Backend.unavailable_reason` check, which may import its
+    libraries and run them once; checked once per backend object and process. A check
+    that raises makes the backend unavailable, with the error as the reason."""
+    hit = _availability.get(id(backend))
+    if hit is None or hit[0] is not backend:
+        try:
+            reason = backend.unavailable_reason()
+        except Exception as exc:  # a broken check must not break listing or calls
+            reason = f"availability check failed: {type(exc).__name__}: {exc}"
+        hit = (backend, reason)
+        _availability[id(backend)] = hit
+    return hit[1]
+
+
+def installed(backend: Backend) -> bool:
+    """A check that imports nothing: whether ``backend`` may be available. For a
+    backend whose library is not imported yet this only looks for the modules it
+    :attr:`~convkit.backend.Backend.requires`; otherwise it is the full check.
+    ``auto`` uses it to weigh a backend without loading it (a NumPy-only program must
+    not import torch to learn it would not use it); the full check runs before the
+    backend is first used."""
+    hit = _availability.get(id(backend))
+    if hit is not None and hit[0] is backend:
+        return hit[1] is None
+    if backend.loaded():
+        return unavailable_reason(backend) is None
+    return all(_module_found(m) for m in backend.requires)
+
+
+@functools.cache
+def _module_found(name: str) -> bool:
     try:
-        return backend.unavailable_reason()
-    except Exception as exc:  # a broken check must not break listing
-        return f"availability check failed: {type(exc).__name__}: {exc}"
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @dataclass
@@ -269,12 +313,10 @@ def _load() -> PluginHost:
             continue
         if ep.name in disabled or (dist is not None and dist in disabled):
             if ep.name == UNDISABLEABLE and dist == BUILTIN_DISTRIBUTION:
-                warnings.warn(
+                _warn_once(
                     f"CONVKIT_DISABLED_PLUGINS names {ep.name!r}, the built-in NumPy backend, "
                     f"which cannot be disabled: every other backend relies on it for NumPy "
-                    f"arrays. It stays loaded.",
-                    PluginWarning,
-                    stacklevel=2,
+                    f"arrays. It stays loaded."
                 )
             else:
                 skipped.append(ep.name)
@@ -298,14 +340,24 @@ def _load() -> PluginHost:
                 traceback=traceback.format_exc(),
             )
             fails.append(failure)
-            warnings.warn(
-                f'Error loading convkit plugin "{ep.name}" (distribution {dist}): {failure.error}',
-                PluginWarning,
-                stacklevel=2,
+            _warn_once(
+                f'Error loading convkit plugin "{ep.name}" (distribution {dist}): {failure.error}'
             )
     return PluginHost(
         manager=pm, registry=registry, failures=fails, kernels=kernels, disabled=skipped
     )
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Announce a plugin problem as a :class:`PluginWarning`, once per process: loading
+    again (:func:`reload`) or from another call site repeats nothing already said."""
+    if message in _warned:
+        return
+    _warned.add(message)
+    warnings.warn(message, PluginWarning, stacklevel=4)
 
 
 def _ordered(eps: Iterable[EntryPoint]) -> list[EntryPoint]:

@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -35,6 +35,25 @@ AUTO = "auto"
 
 class ConfigError(ValueError):
     """A config file or environment variable that convkit cannot use."""
+
+
+class BackendOptions(dict[str, Any]):
+    """A backend's options as :func:`for_backend` merged them: a ``dict`` that also
+    keeps, in :attr:`from_config`, the keys whose values came from the config file's
+    per-backend table rather than from the selection itself, so that a backend can rank
+    its own settings (an explicit option, then its environment variables, then the
+    file) even where an explicit option equals the file's value.
+
+    >>> opts = BackendOptions({"chunks": 16, "inner": "numpy"}, from_config={"chunks"})
+    >>> opts == {"chunks": 16, "inner": "numpy"}, sorted(opts.from_config)
+    (True, ['chunks'])
+    """
+
+    from_config: frozenset[str]
+
+    def __init__(self, options: Mapping[str, Any], from_config: Iterable[str] = ()) -> None:
+        super().__init__(options)
+        self.from_config = frozenset(from_config)
 
 
 @dataclass(frozen=True)
@@ -138,7 +157,8 @@ def config_of(selection: Selection) -> Config | None:
 
 def for_backend(selection: Selection, name: str) -> Selection:
     """``selection`` for the backend ``name`` that will run: the config file's
-    ``[tool.convkit.NAME]`` table under the selection's own options, and a source that
+    ``[tool.convkit.NAME]`` table under the selection's own options (a
+    :class:`BackendOptions` that names the keys taken from the table), and a source that
     names both."""
     config = config_of(selection)
     table = config.backend_options.get(name, {}) if config else {}
@@ -149,7 +169,11 @@ def for_backend(selection: Selection, name: str) -> Selection:
     )
     source = selection.source if selection.source != "default" else ""
     source = f"{source}; {where}" if source else where
-    return Selection(name, {**table, **selection.options}, source, selection.config)
+    given = selection.options
+    explicit = given.keys() - getattr(given, "from_config", frozenset())
+    merged = {**table, **given}
+    options = BackendOptions(merged, merged.keys() - explicit)
+    return Selection(name, options, source, selection.config)
 
 
 def _resolve_level(backend: str | None, config: Config | None) -> Selection:

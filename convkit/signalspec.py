@@ -11,6 +11,11 @@ The semantics are those of ``scipy.signal.convolve`` (``axes=None``) and
   larger in every convolved axis the inputs are swapped (convolution commutes).
 
 Axes where either input has size 1 are not convolved but broadcast, as in SciPy.
+
+Two edge cases follow SciPy too: 0-d inputs (both must be 0-d) have no axis to convolve,
+so the result is their product, 0-d; an empty input gives an empty result, of the
+shape the mode gives with 0 along every axis where an input is empty (for 1-d inputs
+SciPy's ``fftconvolve`` result, shape ``(0,)``, in every mode).
 """
 
 from __future__ import annotations
@@ -48,12 +53,31 @@ class SignalSpec:
         return len(self.shape1)
 
     @property
+    def empty(self) -> bool:
+        """Whether an input has no elements (then so has the result).
+
+        >>> SignalSpec.build((5, 0), (3, 2), "same").output_shape
+        (5, 0)
+        """
+        return 0 in self.shape1 or 0 in self.shape2
+
+    def _zeroed(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """``shape`` with 0 along every axis where an input is empty."""
+        if not self.empty:
+            return shape
+        return tuple(
+            0 if 0 in (a, b) else n for n, a, b in zip(shape, self.shape1, self.shape2, strict=True)
+        )
+
+    @property
     def full_shape(self) -> tuple[int, ...]:
         """Shape of the ``full`` result: ``s1 + s2 - 1`` on convolved axes, else the
-        broadcast size."""
-        return tuple(
-            a + b - 1 if i in self.conv_axes else max(a, b)
-            for i, (a, b) in enumerate(zip(self.shape1, self.shape2, strict=True))
+        broadcast size (0 along axes where an input is empty)."""
+        return self._zeroed(
+            tuple(
+                a + b - 1 if i in self.conv_axes else max(a, b)
+                for i, (a, b) in enumerate(zip(self.shape1, self.shape2, strict=True))
+            )
         )
 
     @property
@@ -62,11 +86,13 @@ class SignalSpec:
         if self.mode == "full":
             return self.full_shape
         if self.mode == "same":
-            return self.shape1
+            return self._zeroed(self.shape1)
         big, small = (self.shape2, self.shape1) if self.swapped else (self.shape1, self.shape2)
-        return tuple(
-            big[i] - small[i] + 1 if i in self.conv_axes else f
-            for i, f in enumerate(self.full_shape)
+        return self._zeroed(
+            tuple(
+                big[i] - small[i] + 1 if i in self.conv_axes else f
+                for i, f in enumerate(self.full_shape)
+            )
         )
 
     @property
@@ -106,6 +132,10 @@ class SignalSpec:
 
         >>> SignalSpec.build((3,), (5,), "valid").output_shape   # swapped, as SciPy
         (3,)
+        >>> SignalSpec.build((), (), "same").output_shape  # 0-d: the product
+        ()
+        >>> SignalSpec.build((2,), (0,), "full").output_shape  # empty, as SciPy's fftconvolve
+        (0,)
         """
         s1, s2 = tuple(int(s) for s in shape1), tuple(int(s) for s in shape2)
         if len(s1) != len(s2):
@@ -113,11 +143,6 @@ class SignalSpec:
                 f"in1 and in2 should have the same dimensionality; got in1.shape={s1} "
                 f"and in2.shape={s2}"
             )
-        if not s1:
-            raise ValueError("in1 and in2 must have at least one dimension; got 0-d inputs")
-        for name, shape in (("in1", s1), ("in2", s2)):
-            if 0 in shape:
-                raise ValueError(f"{name} is empty (shape {shape}); convolve needs data")
         if mode not in MODES:
             raise ValueError(
                 f"mode={mode!r} is not a mode; acceptable modes are 'full', 'same', 'valid'"
@@ -147,7 +172,7 @@ class SignalSpec:
                     f"convolved, so its sizes must match or one must be 1"
                 )
         swapped = False
-        if mode == "valid":
+        if mode == "valid" and not (0 in s1 or 0 in s2):  # empty: the result is empty
             check = range(nd) if all_axes else conv_axes
             ok1 = all(s1[a] >= s2[a] for a in check)
             ok2 = all(s2[a] >= s1[a] for a in check)

@@ -1,25 +1,31 @@
-"""How many threads the backends' libraries use: one setting for all of them.
+"""How many threads the backends' libraries use during a call: one setting for all.
 
 Three levels, the first that is set wins: :func:`set_threads`, the environment
 variable ``CONVKIT_NUM_THREADS``, and ``threads = N`` in the config file (see
-:mod:`convkit.selection`). The default is every core this process may run on. Before a
-call the core hands the number to the backend that runs it (:meth:`Backend.set_threads
-<convkit.backend.Backend.set_threads>`: BLAS through threadpoolctl, ``torch.set_num_threads``,
-SciPy's FFT workers), and again only when it changes.
+:mod:`convkit.selection`). When none is set, convkit leaves every library's thread
+count as the process has it (``OPENBLAS_NUM_THREADS``, ``torch.set_num_threads``, …).
+When one is set, it applies for the duration of each call only
+(:meth:`Backend.limit_threads <convkit.backend.Backend.limit_threads>`: BLAS through
+threadpoolctl's context manager, torch's count saved and restored, SciPy's FFT
+``workers``), so the caller's own settings are back once the call returns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
-import threading
+from collections.abc import Iterator
 
 from convkit.backend import Backend
 from convkit.selection import Config, ConfigError, load_config
 
 _global: int | None = None
-_applied: dict[str, int] = {}
-_lock = threading.Lock()
+_current: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "convkit_threads", default=None
+)
+NOT_SET = "not set (each library keeps its own count)"
 
 
 @functools.cache
@@ -44,13 +50,16 @@ def set_threads(threads: int | None) -> None:
     _global = None if threads is None else check(threads, "threads")
 
 
-def get_threads(config: Config | str | None = None) -> tuple[int, str]:
+def get_threads(config: Config | str | None = None) -> tuple[int | None, str]:
     """The thread count calls use now, and where it came from (``config``: the config
-    file already read for this call, see :func:`convkit.selection.config_of`).
+    file already read for this call, see :func:`convkit.selection.config_of`). ``None``
+    when no level sets one: then each library keeps the count the process gave it.
 
     >>> import convkit as ck
-    >>> ck.get_threads()[0] >= 1
-    True
+    >>> ck.set_threads(2)
+    >>> ck.get_threads()
+    (2, 'set_threads()')
+    >>> ck.set_threads(None)
     """
     if _global is not None:
         return _global, "set_threads()"
@@ -70,7 +79,7 @@ def get_threads(config: Config | str | None = None) -> tuple[int, str]:
         config = load_config()
     if isinstance(config, Config) and config.threads is not None:
         return config.threads, config.source("threads")
-    return cores(), "default (all cores)"
+    return None, NOT_SET
 
 
 def check(value: object, argument: str) -> int:
@@ -80,22 +89,43 @@ def check(value: object, argument: str) -> int:
     return value
 
 
-def limit_blas(threads: int) -> None:
-    """Set the thread count of every BLAS and OpenMP runtime loaded in this process
-    (through threadpoolctl); for backends built on NumPy and SciPy.
+@contextlib.contextmanager
+def limit_blas(threads: int) -> Iterator[None]:
+    """Within the block, every BLAS and OpenMP runtime loaded in this process uses
+    ``threads`` threads (threadpoolctl); their previous counts are restored after it.
+    For backends built on NumPy and SciPy.
 
-    >>> limit_blas(cores())
+    >>> with limit_blas(1):
+    ...     pass
     """
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=threads)
+    with threadpool_limits(limits=threads):
+        yield
 
 
-def apply(backend: Backend, config: Config | str | None = None) -> None:
-    """Hand the current thread count to ``backend`` if it changed since the last call."""
+def current() -> int | None:
+    """The thread count of the call running in this thread or task (``None``: not
+    set); for a backend's own worker pools.
+
+    >>> current() is None
+    True
+    """
+    return _current.get()
+
+
+@contextlib.contextmanager
+def limited(backend: Backend, config: Config | str | None = None) -> Iterator[None]:
+    """Run a call of ``backend`` with the ``threads`` setting, if one is set; the
+    libraries' own counts are restored afterwards. Without a setting nothing is
+    touched."""
     threads = get_threads(config)[0]
-    if _applied.get(backend.name) == threads:
+    if threads is None:
+        yield
         return
-    with _lock:
-        backend.set_threads(threads)
-        _applied[backend.name] = threads
+    token = _current.set(threads)
+    try:
+        with backend.limit_threads(threads):
+            yield
+    finally:
+        _current.reset(token)

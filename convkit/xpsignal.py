@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from convkit.padding import array_device as _device
+from convkit.padding import pad_adjoint
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
@@ -32,14 +34,59 @@ def next_fast_len(n: int, real: bool = True) -> int:
     return int(scipy.fft.next_fast_len(n, real=real))
 
 
-def integer_exact(max1: float, max2: float, taps: int, bound: float = FLOAT64_EXACT) -> bool:
+def integer_exact(
+    max1: int | float, max2: int | float, taps: int, bound: int | float = FLOAT64_EXACT
+) -> bool:
     """Whether every partial sum of a convolution of integers with these magnitudes stays
     below ``bound`` (then float64 computes it exactly; SciPy's test for FFT uses 2**52).
 
+    Pass the magnitudes as Python ints (:func:`max_magnitude`): the product is then exact
+    at any size. Floats work too (the bound is a power of two, so rounding never carries
+    a product across it); a negative value is taken as the magnitude it stands for (an
+    ``abs`` that wrapped around at ``-2**63``).
+
     >>> integer_exact(255, 255, 1025)
     True
+    >>> integer_exact(2**63, 1, 2)  # int64's minimum: far beyond float64's exact range
+    False
     """
-    return max1 * max2 * taps < bound
+    return abs(max1) * abs(max2) * taps < bound
+
+
+def max_magnitude(xp: Any, a: Any) -> int:
+    """The largest ``|a|`` of an integer (or bool) array, as a Python int: taken from
+    its minimum and maximum, so it cannot overflow (``abs(-2**63)`` wraps around in
+    int64). 0 for an empty array.
+
+    >>> import numpy as np
+    >>> max_magnitude(np, np.array([-2**63, 3]))
+    9223372036854775808
+    """
+    if math.prod(a.shape) == 0:
+        return 0
+    try:
+        low, high = xp.min(a), xp.max(a)
+    except (NotImplementedError, RuntimeError):  # torch: no min/max for uint16/32/64
+        wide = xp.astype(a, xp.float64)  # rounding cannot move a value across 2**53
+        low, high = xp.min(wide), xp.max(wide)
+    return max(abs(int(low)), abs(int(high)))
+
+
+def round_to_integers(xp: Any, y: Any, dtype: Any) -> Any:
+    """An integer-valued float result ``y`` rounded and cast to the integer ``dtype``,
+    through (u)int64 so that values outside ``dtype``'s range wrap around (two's
+    complement), as an integer computation in ``dtype`` gives; a direct float-to-int8
+    cast of such values is undefined. ``dtype`` may be ``bool`` (nonzero is true).
+
+    >>> import numpy as np
+    >>> round_to_integers(np, np.array([127.0, 128.0, -129.2]), np.int8)
+    array([ 127, -128,  127], dtype=int8)
+    """
+    y = xp.round(y)
+    if dtype == xp.bool:
+        return y != 0
+    wide = xp.uint64 if xp.isdtype(dtype, "unsigned integer") else xp.int64
+    return xp.astype(xp.astype(y, wide), dtype)
 
 
 def _isdtype(xp: Any, x: Any, kind: str) -> bool:
@@ -165,7 +212,9 @@ def fft_convolve(
     b = reverse_conj(xp, in2, spec.axes) if spec.correlate else in2
     a = in1
     dtype = a.dtype
-    integer = _isdtype(xp, a, "integral")
+    # integers are transformed in float64; with no axis to transform, the product is
+    # exact in their own dtype (wrapping as integers do)
+    integer = _isdtype(xp, a, "integral") and bool(spec.conv_axes)
     if integer:
         a, b = xp.astype(a, xp.float64), xp.astype(b, xp.float64)
     if not spec.conv_axes:
@@ -175,7 +224,7 @@ def fft_convolve(
         full = _oa_full(xp, fft, a, b, spec.conv_axes, blocks)
     y = full[spec.crop]
     if integer:
-        y = xp.astype(xp.round(y), dtype)
+        y = round_to_integers(xp, y, dtype)
     return y
 
 
@@ -188,17 +237,6 @@ def _pad_axis(xp: Any, a: Any, axis: int, length: int) -> Any:
     shape[axis] = extra
     zeros = xp.zeros(tuple(shape), dtype=a.dtype, device=_device(a))
     return xp.concat([a, zeros], axis=axis)
-
-
-def _device(a: Any) -> Any:
-    """The device of an array: its ``.device`` (NumPy 2, torch, JAX), else
-    array-api-compat's answer."""
-    dev = getattr(a, "device", None)
-    if dev is not None and not callable(dev):
-        return dev
-    from array_api_compat import device
-
-    return device(a)
 
 
 def _oa_full(
@@ -271,33 +309,6 @@ def _overlap_add(xp: Any, y: Any, pos: int, block: int, length: int) -> Any:
 
 
 # -- padding ------------------------------------------------------------------------
-
-
-def pad(xp: Any, x: Any, padding: Sequence[tuple[int, int]], mode: str) -> Any:
-    """Pad the trailing ``len(padding)`` axes in a convkit padding mode, any width.
-
-    Zeros are concatenated; the other modes gather along each axis with the index maps
-    of :func:`convkit.padding.pad_indices` (``take``), so no library's own padding
-    limits apply.
-    """
-    from convkit.padding import pad_indices
-
-    first = x.ndim - len(padding)
-    for i, (lo, hi) in enumerate(padding):
-        if not (lo or hi):
-            continue
-        ax = first + i
-        if mode == "zeros":
-            shape = list(x.shape)
-            parts = []
-            for width in (lo, hi):
-                shape[ax] = width
-                parts.append(xp.zeros(tuple(shape), dtype=x.dtype, device=_device(x)))
-            x = xp.concat([parts[0], x, parts[1]], axis=ax)
-        else:
-            index = xp.asarray(pad_indices(x.shape[ax], lo, hi, mode), device=_device(x))
-            x = xp.take(x, index, axis=ax)
-    return x
 
 
 # -- conv's FFT method ---------------------------------------------------------------
@@ -417,31 +428,10 @@ def conv_input_grad(xp: Any, conv: ConvFn, grad_out: Any, w: Any, spec: ConvSpec
 
 
 def unpad_adjoint(xp: Any, grad_pad: Any, spec: ConvSpec) -> Any:
-    """The adjoint of padding: fold the gradient of each padded sample onto the input
-    sample it copied (nothing, for zeros), using the same gather maps as the forward
-    padding. Returns ``(N, C, *S)``."""
-    from convkit.padding import pad_indices
-
-    g = grad_pad
-    for i, ((lo, hi), size) in enumerate(zip(spec.padding, spec.input_size, strict=True)):
-        if not (lo or hi):
-            continue
-        ax = 2 + i
-        lead = (slice(None),) * ax
-        interior = g[(*lead, slice(lo, lo + size))]
-        if spec.padding_mode != "zeros":
-            index = pad_indices(size, lo, hi, spec.padding_mode)
-            border_pos = [p for p in range(len(index)) if not lo <= p < lo + size]
-            onehot = [[1.0 if index[p] == s else 0.0 for s in range(size)] for p in border_pos]
-            m = xp.asarray(onehot, dtype=g.dtype, device=_device(g))
-            border = xp.concat(
-                [g[(*lead, slice(0, lo))], g[(*lead, slice(lo + size, None))]], axis=ax
-            )
-            folded = xp.tensordot(border, m, axes=([ax], [0]))  # the axis moves last
-            order = (*range(ax), g.ndim - 1, *range(ax, g.ndim - 1))
-            interior = interior + xp.permute_dims(folded, order)
-        g = interior
-    return g
+    """The adjoint of ``spec``'s padding (:func:`convkit.padding.pad_adjoint`): fold the
+    gradient of each padded sample onto the input sample it copied. Returns
+    ``(N, C, *S)``."""
+    return pad_adjoint(xp, grad_pad, spec.padding, spec.input_size, spec.padding_mode)
 
 
 def conv_weight_grad(xp: Any, conv: ConvFn, xpad: Any, grad_out: Any, spec: ConvSpec) -> Any:

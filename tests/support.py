@@ -50,3 +50,29 @@ def run_python(
         env=environ,
         cwd=cwd,
     )
+
+
+def write_plugin(src: Path, dist: str, module: str, code: str) -> Path:
+    """A plugin project in ``src`` (created): distribution ``dist``, one module
+    ``module`` with ``code``, registered in the ``convkit`` entry-point group as a
+    third-party plugin is; returns ``src``, ready for ``pip install``."""
+    (src / module).mkdir(parents=True)
+    (src / module / "__init__.py").write_text(textwrap.dedent(code))
+    (src / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools>=69"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{dist}"
+        version = "1.2.3"
+
+        [project.entry-points.convkit]
+        {module} = "{module}"
+
+        [tool.setuptools]
+        packages = ["{module}"]
+        """)
+    )
+    return src

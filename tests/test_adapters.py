@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import subprocess
@@ -157,7 +158,7 @@ def test_filter_refuses_to_overwrite_its_input_unless_asked(tmp_path: Path) -> N
     image.save(src, np.full((1, 8, 8), 0.5))
     before = src.read_bytes()
     result = convkit("filter", str(src), str(src), "--kernel", "box")
-    assert result.returncode == 2 and "pass --overwrite" in result.stderr
+    assert result.returncode == 1 and "is the input; pass --overwrite" in result.stderr
     assert src.read_bytes() == before
     assert convkit("filter", str(src), str(src), "--kernel", "box", "--overwrite").returncode == 0
 
@@ -237,7 +238,7 @@ def test_filter_of_an_unreadable_file_writes_nothing(tmp_path: Path) -> None:
     result = convkit(
         "filter", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--kernel", "box"
     )
-    assert result.returncode == 2 and "not a readable image" in result.stderr
+    assert result.returncode == 1 and "not a readable image" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
 
 
@@ -255,5 +256,151 @@ def test_filter_into_a_missing_directory_is_an_error_not_a_traceback(tmp_path: P
     result = convkit(
         "filter", str(tmp_path / "in.png"), str(tmp_path / "nodir" / "out.png"), "--kernel", "box"
     )
-    assert result.returncode == 2 and result.stderr.startswith("convkit: error:")
+    assert result.returncode == 1 and result.stderr.startswith("convkit: error:")
     assert "Traceback" not in result.stderr
+
+
+# -- existing outputs, links, and scaling to 8 bits -------------------------------------
+
+
+def _existing_output(tmp_path: Path, ext: str) -> tuple[Path, Path, list[str]]:
+    """An input of the kind ``ext`` names, and an existing output beside it."""
+    if ext == ".png":
+        image.save(tmp_path / "in.png", skdata.camera()[:32, :32][None] / 255)
+        kernel = "box"
+    elif ext == ".wav":
+        audio.save(tmp_path / "in.wav", np.zeros((1, 800)), 8000)
+        kernel = "lowpass:cutoff=1000"
+    else:
+        np.save(tmp_path / "in.npy", np.ones((8, 8), dtype=np.float32))
+        kernel = "box"
+    out = tmp_path / f"out{ext}"
+    out.write_bytes(b"precious")
+    return tmp_path / f"in{ext}", out, ["--kernel", kernel]
+
+
+@pytest.mark.parametrize("ext", [".png", ".wav", ".npy"])
+def test_filter_refuses_an_existing_output_unless_asked(tmp_path: Path, ext: str) -> None:
+    src, out, args = _existing_output(tmp_path, ext)
+    result = convkit("filter", str(src), str(out), *args)
+    assert result.returncode == 1
+    assert f"OUTPUT {out} already exists; pass --overwrite to replace it" in result.stderr
+    assert out.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name, out.name]
+    result = convkit("filter", str(src), str(out), *args, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() != b"precious"
+
+
+def test_filter_refuses_an_existing_zarr_store_unless_asked(tmp_path: Path) -> None:
+    zarr = pytest.importorskip("zarr")
+    np.save(tmp_path / "in.npy", np.ones((8, 8), dtype=np.float32))
+    old = zarr.create_array(str(tmp_path / "out.zarr"), shape=(2,), dtype="float32")
+    old[...] = 7.0
+    result = convkit(
+        "filter", str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), "--kernel", "box"
+    )
+    assert result.returncode == 1 and "out.zarr already exists" in result.stderr
+    assert zarr.open_array(str(tmp_path / "out.zarr"))[...].tolist() == [7.0, 7.0]
+    args = ["--kernel", "box", "--overwrite"]
+    result = convkit("filter", str(tmp_path / "in.npy"), str(tmp_path / "out.zarr"), *args)
+    assert result.returncode == 0, result.stderr
+    assert zarr.open_array(str(tmp_path / "out.zarr")).shape == (8, 8)
+
+
+@pytest.mark.parametrize("ext", [".png", ".wav", ".npy", ".zarr"])
+def test_filter_writes_through_a_symlinked_output(tmp_path: Path, ext: str) -> None:
+    if ext == ".zarr":
+        pytest.importorskip("zarr")
+        np.save(tmp_path / "in.npy", np.ones((8, 8), dtype=np.float32))
+        src, args = tmp_path / "in.npy", ["--kernel", "box"]
+    else:
+        src, _, args = _existing_output(tmp_path, ext)
+    (tmp_path / "real").mkdir()
+    real = tmp_path / "real" / f"data{ext}"
+    link = tmp_path / f"link{ext}"
+    link.symlink_to(Path("real") / real.name)  # dangling until the first write
+    assert convkit("filter", str(src), str(link), *args).returncode == 1  # a name in the way
+    result = convkit("filter", str(src), str(link), *args, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and real.exists()
+    first = sorted(p.name for p in (tmp_path / "real").iterdir())
+    result = convkit("filter", str(src), str(link), *args, "--overwrite")  # replace through it
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == os.path.join("real", real.name)
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == first == [real.name]
+
+
+def _sobel_x(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    src = tmp_path / "in.png"
+    image.save(src, skdata.camera()[None] / 255)
+    result = image.filter(image.load(src), kernels.kernel("sobel_x"), padding_mode="reflect")
+    return src, result
+
+
+def test_filter_into_png_says_how_a_signed_result_was_scaled(tmp_path: Path) -> None:
+    src, result = _sobel_x(tmp_path)
+    clipped = int(np.count_nonzero((result < 0) | (result > 1)))
+    out = tmp_path / "clip.png"
+    run = convkit("filter", str(src), str(out), "--kernel", "sobel_x")
+    assert run.returncode == 0, run.stderr
+    share = 100 * clipped / result.size
+    assert clipped > result.size // 3  # a derivative: about half its values are negative
+    assert (
+        f"; scale=clip: {clipped} of {result.size} pixels ({share:.1f}%) clipped to [0, 1] "
+        "(the result is signed: --scale minmax or --scale abs keeps it)" in run.stdout
+    )
+    expected = np.round(np.clip(result, 0, 1) * 255) / 255
+    np.testing.assert_allclose(image.load(out), expected, atol=1e-6)
+
+    run = convkit(
+        "filter", str(src), str(tmp_path / "mm.png"), "--kernel", "sobel_x", "--scale", "minmax"
+    )
+    assert run.returncode == 0, run.stderr
+    lo, hi = float(result.min()), float(result.max())
+    assert f"scale=minmax: [{lo:.4g}, {hi:.4g}] stretched to [0, 1]" in run.stdout
+    loaded = image.load(tmp_path / "mm.png")
+    np.testing.assert_allclose(loaded, np.round((result - lo) / (hi - lo) * 255) / 255, atol=1e-6)
+    assert loaded.min() == 0.0 and loaded.max() == 1.0
+
+    run = convkit(
+        "filter", str(src), str(tmp_path / "abs.png"), "--kernel", "sobel_x", "--scale", "abs"
+    )
+    assert run.returncode == 0, run.stderr
+    over = int(np.count_nonzero(np.abs(result) > 1))
+    assert f"scale=abs: absolute values (range [{lo:.4g}, {hi:.4g}]): {over} of" in run.stdout
+    expected = np.round(np.clip(np.abs(result), 0, 1) * 255) / 255
+    np.testing.assert_allclose(image.load(tmp_path / "abs.png"), expected, atol=1e-6)
+
+
+def test_filter_of_a_blur_clips_nothing_and_says_so(tmp_path: Path) -> None:
+    image.save(tmp_path / "in.png", skdata.camera()[None] / 255)
+    run = convkit(
+        "filter", str(tmp_path / "in.png"), str(tmp_path / "o.png"), "--kernel", "gaussian:sigma=1"
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.rstrip().endswith("; scale=clip, no pixel clipped")
+
+
+def test_image_save_scales_and_reports(tmp_path: Path) -> None:
+    values = np.array([[[-0.5, 0.0, 0.5], [1.0, 1.5, np.nan]]])
+    how = image.save(tmp_path / "c.png", values)
+    assert (how.scale, how.clipped, how.pixels, how.low, how.high) == ("clip", 3, 6, -0.5, 1.5)
+    assert (image.load(tmp_path / "c.png") * 255).round().tolist() == [[[0, 0, 128], [255, 255, 0]]]
+    how = image.save(tmp_path / "m.png", values, scale="minmax")
+    assert (
+        str(how)
+        == "scale=minmax: [-0.5, 1.5] stretched to [0, 1]: 1 of 6 pixels (16.7%) clipped to [0, 1]"
+    )
+    m = (image.load(tmp_path / "m.png") * 255).round().tolist()
+    assert m == [[[0, 64, 128], [191, 255, 0]]]
+    colour = np.zeros((3, 2, 2))
+    colour[1, 0, 0], colour[2, 0, 0] = -1.0, 2.0  # one pixel, two channels out
+    assert image.save(tmp_path / "rgb.png", colour).clipped == 1
+    with pytest.raises(
+        ValueError, match=r"scale='log' is not a scaling; expected one of clip, minmax, abs"
+    ):
+        image.save(tmp_path / "x.png", values, scale="log")
+    assert not (tmp_path / "x.png").exists()
+    with pytest.raises(FileExistsError, match=r"c.png already exists"):
+        image.save(tmp_path / "c.png", values, overwrite=False)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import convkit as ck
+from convkit.api import check_selection, registered_backend
 from convkit.cli import main as cli_main
 from convkit.padding import PADDING_MODES
 from convkit.testing import assert_close, reference_conv
@@ -250,6 +251,125 @@ def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert settings.setting("scheduler", {"scheduler": "threads"}) == ("threads", "option")
 
 
+LEVELS = ("option", "env", "file")
+"""The levels a setting comes from, explicit option first; the default is the fourth."""
+
+SETTING_LEVELS: dict[str, dict[str, Any]] = {
+    # per level: what is given there (the option, the env var's text, the TOML value),
+    # the value the setting then has, and what the backend makes of it
+    "chunks": dict(option=(8, 8, 8), env=("32", 32, 32), file=("16", 16, 16), default="auto"),
+    "compute_limit": dict(
+        option=("2KiB", "2KiB", 2048),
+        env=("1MiB", "1MiB", 2**20),
+        file=('"4KiB"', "4KiB", 4096),
+        default=256 * 2**20,
+    ),
+    "timeout": dict(
+        option=(7.0, 7.0, 7.0), env=("2.5", 2.5, 2.5), file=("3.0", 3.0, 3.0), default=5.0
+    ),
+}
+FROM_FILE = "config file [tool.convkit.dask]"
+
+
+def _env_var(name: str) -> str:
+    return f"CONVKIT_DASK_{name.upper()}"
+
+
+def _parsed(name: str, options: Any) -> Any:
+    """Setting ``name`` as the backend uses it."""
+
+    if name == "chunks":
+        x = registered_backend("dask").asarray(np.ones((1, 1, 100)), "float64", options)
+        return x.chunks[-1][0] if x.chunks[-1] != (100,) else "auto"
+    return {"compute_limit": settings.compute_limit, "timeout": settings.timeout}[name](options)
+
+
+def _set_levels(
+    name: str,
+    levels: tuple[str, ...],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    option: Any = None,
+) -> dict[str, Any]:
+    """Give setting ``name`` at each of ``levels``; returns the explicit options."""
+    for var in [v for v in os.environ if v.startswith("CONVKIT_DASK_")]:
+        monkeypatch.delenv(var)
+    given = SETTING_LEVELS[name]
+    if "env" in levels:
+        monkeypatch.setenv(_env_var(name), given["env"][0])
+    if "file" in levels:
+        _use_config(tmp_path, monkeypatch, f"{name} = {given['file'][0]}")
+    if "option" in levels:
+        return {name: given["option"][0] if option is None else option}
+    return {}
+
+
+@pytest.mark.parametrize("name", sorted(SETTING_LEVELS))
+@pytest.mark.parametrize(
+    "levels",
+    [tuple(lv for i, lv in enumerate(LEVELS) if mask >> i & 1) for mask in range(8)],
+    ids=lambda levels: "+".join(levels) or "default",
+)
+def test_each_level_and_pair_of_levels(
+    name: str, levels: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every combination of option, env var and config file: the first of those levels
+    wins (the default where none is given), and an env value is parsed (``32`` is an
+    int, ``2.5`` a float, ``1MiB`` a size)."""
+    explicit = _set_levels(name, levels, tmp_path, monkeypatch)
+    with ck.use_backend("dask", **explicit):
+        sel = ck.get_backend()
+        winner = next((lv for lv in LEVELS if lv in levels), "default")
+        value = SETTING_LEVELS[name][winner]
+        source = {
+            "option": "option",
+            "env": f"env var {_env_var(name)}",
+            "file": FROM_FILE,
+            "default": "default",
+        }[winner]
+        got, got_source = settings.setting(name, sel.options)
+        assert got_source == source
+        if winner != "default":
+            assert got == value[1] and type(got) is type(value[1])
+        assert _parsed(name, sel.options) == (value if winner == "default" else value[2])
+        check_selection(sel)  # the backend accepts what it gets
+    if "option" not in levels:  # the same without a selection's options
+        assert settings.setting(name)[1] == source
+
+
+@pytest.mark.parametrize("name", sorted(SETTING_LEVELS))
+def test_an_explicit_option_equal_to_the_files_value_beats_the_env(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file_value = SETTING_LEVELS[name]["file"][1]
+    explicit = _set_levels(name, LEVELS, tmp_path, monkeypatch, option=file_value)
+    with ck.use_backend("dask", **explicit):
+        sel = ck.get_backend()
+        assert settings.setting(name, sel.options) == (file_value, "option")
+        assert _parsed(name, sel.options) == SETTING_LEVELS[name]["file"][2]
+    ck.set_backend("dask", **explicit)  # process-wide: explicit as well
+    assert settings.setting(name, ck.get_backend().options) == (file_value, "option")
+    ck.set_backend(None)
+    # without the option, the env var beats the same file
+    sel = ck.get_backend("dask")
+    assert settings.setting(name, sel.options)[1] == f"env var {_env_var(name)}"
+
+
+def test_env_chunks_reach_a_real_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``CONVKIT_DASK_CHUNKS=32`` is the int 32: accepted by a call, and used for the
+    blocks; a tuple literal gives one size per dimension."""
+    monkeypatch.setenv("CONVKIT_DASK_CHUNKS", "32")
+    x = np.random.default_rng(3).standard_normal((1, 2, 100))
+    w = np.random.default_rng(4).standard_normal((3, 2, 5))
+    assert_close(ck.conv(x, w, padding="same", backend="dask"), reference_conv(x, w, padding=2))
+    dask_backend = registered_backend("dask")
+    wrapped = dask_backend.asarray(x, "float64", ck.get_backend("dask").options)
+    assert wrapped.chunks == ((1,), (2,), (32, 32, 32, 4))
+    monkeypatch.setenv("CONVKIT_DASK_CHUNKS", "(1, 1, 25)")
+    wrapped = dask_backend.asarray(x, "float64", ck.get_backend("dask").options)
+    assert wrapped.chunks == ((1,), (1, 1), (25, 25, 25, 25))
+
+
 def test_unavailable_without_dask_says_how_to_install() -> None:
     from convkit_dask import DaskBackend
 
@@ -386,25 +506,26 @@ def test_a_failure_mid_write_leaves_no_output_and_keeps_the_old_one(tmp_path: Pa
     chunk_files[-1].write_bytes(b"not a zarr chunk")  # the last band cannot be read
     old = tmp_path / "out.zarr"
     _zarr_input(old, np.full((4, 4), 7.0, dtype=np.float32), (4, 4))
-    status = _filter(tmp_path / "in.zarr", old, "--kernel", "box", "--backend", "dask")
-    assert status == 2
+    args = ["--kernel", "box", "--backend", "dask", "--overwrite"]
+    status = _filter(tmp_path / "in.zarr", old, *args)
+    assert status == 1  # a runtime failure
     assert zarr.open_array(str(old), mode="r")[...].tolist() == np.full((4, 4), 7.0).tolist()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr"]
     status = _filter(
         tmp_path / "in.zarr", tmp_path / "new.zarr", "--kernel", "box", "--backend", "dask"
     )
-    assert status == 2
+    assert status == 1
     assert not (tmp_path / "new.zarr").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr"]
 
 
 def test_filter_rejects_bad_array_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     np.save(tmp_path / "v.npy", np.ones(5))
-    assert _filter(tmp_path / "v.npy", tmp_path / "o.zarr", "--kernel", "box") == 2
+    assert _filter(tmp_path / "v.npy", tmp_path / "o.zarr", "--kernel", "box") == 1
     assert (
         "expected an array of shape (H, W) or (C, H, W); got shape (5,)" in capsys.readouterr().err
     )
-    assert _filter(tmp_path / "none.zarr", tmp_path / "o.zarr", "--kernel", "box") == 2
+    assert _filter(tmp_path / "none.zarr", tmp_path / "o.zarr", "--kernel", "box") == 1
     assert "none.zarr: no such Zarr store" in capsys.readouterr().err
     assert not (tmp_path / "o.zarr").exists()
 

@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("skimage", reason="the exercises use scikit-image's photographs")
@@ -40,8 +42,11 @@ def test_delta0_1x1_conv_is_a_per_pixel_dense_layer(ctx: Context) -> None:
 def test_invariance(ctx: Context) -> None:
     r = invariance.run(ctx)
     n = r.numbers
-    assert n["circular_max_diff"] == 0.0
-    assert n["zeros_interior_max_diff"] == 0.0 and n["zeros_border_max_diff"] > 0.1
+    # equal in exact arithmetic, computed at other positions: equal up to rounding
+    assert 0 < n["rounding_bound"] < 1e-11
+    assert n["circular_max_diff"] <= n["rounding_bound"]
+    assert n["zeros_interior_max_diff"] <= n["rounding_bound"]
+    assert n["zeros_border_max_diff"] > 0.1
     assert n["zeros_error_reach_px"] == n["kernel_radius"]
     assert n["plain_net_accuracy"] <= 0.62  # chance: the label is where, not what
     assert n["coordinate_net_accuracy"] >= 0.9
@@ -75,7 +80,11 @@ def test_audio(ctx: Context) -> None:
 def test_text(ctx: Context) -> None:
     r = text.run(ctx)
     n = r.numbers
-    assert n["k1_max_pool_diff"] == 0.0 and n["k3_max_pool_diff"] == 0.0
+    # the same windows at other positions: equal up to rounding (1.8e-15 with an
+    # AVX-512 BLAS, whose edge kernel rounds otherwise)
+    for k in ("k1", "k3"):
+        assert 0 < n[f"{k}_rounding_bound"] < 1e-11
+        assert n[f"{k}_max_pool_diff"] <= n[f"{k}_rounding_bound"], k
     assert n["k2_max_pool_diff"] > 0.1  # a wider kernel does tell the k=1 pair apart
     kernel = n["kernel"]
     for d, acc in n["conv_accuracy"].items():
@@ -84,6 +93,36 @@ def test_text(ctx: Context) -> None:
         else:
             assert acc <= 0.65, (d, acc)  # chance, within sampling noise
     assert min(n["dense_accuracy"].values()) >= 0.9
+
+
+@pytest.fixture
+def rounds_by_position(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``convkit.conv`` as on a BLAS whose kernel for the last output column rounds
+    differently from the one for the others: that column moves by two ulps."""
+    import convkit as ck
+
+    exact = ck.conv
+
+    def conv(*args: Any, **kwargs: Any) -> Any:
+        y = np.array(exact(*args, **kwargs))
+        y[..., -1] = np.nextafter(np.nextafter(y[..., -1], np.inf), np.inf)
+        return y
+
+    monkeypatch.setattr(ck, "conv", conv)
+
+
+def test_equal_features_are_compared_up_to_rounding(ctx: Context, rounds_by_position: None) -> None:
+    """Where a backend's rounding depends on the position, features that are equal in
+    exact arithmetic differ in the last bits: still identical, and still equivariant."""
+    k1 = text.pooled_features(text.PAIR_K1, 1, seed=51, backend=None)
+    k3 = text.pooled_features(text.PAIR_K3, 3, seed=52, backend=None)
+    for max_diff, _, bound in (k1, k3):
+        assert 0 < max_diff <= bound < 1e-11
+    assert text.same_up_to_rounding(k1[0], k1[2]) == "identical up to rounding"
+    eq = invariance.equivariance(ctx)
+    assert 0 < eq["circular_max_diff"] <= eq["rounding_bound"]
+    assert eq["zeros_interior_max_diff"] <= eq["rounding_bound"]
+    assert eq["zeros_error_reach_px"] == eq["kernel_radius"]
 
 
 def test_commutativity(ctx: Context) -> None:

@@ -1,4 +1,5 @@
-"""Padding modes: the index maps against ``numpy.pad``, the aliases, the errors."""
+"""Padding modes: the index maps against ``numpy.pad``, the aliases, the errors; the
+array-API ``pad`` and its adjoint against the dense matrix of the same linear map."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from convkit.padding import (
     PADDING_MODE_ALIASES,
     PADDING_MODES,
     canonical_padding_mode,
+    pad,
+    pad_adjoint,
     pad_indices,
     pad_numpy,
 )
@@ -82,3 +85,54 @@ def test_pad_indices_rejects_empty_axis_and_negative_width() -> None:
         pad_indices(0, 1, 1, "reflect")
     with pytest.raises(ValueError, match=">= 0"):
         pad_indices(3, -1, 0, "reflect")
+
+
+def _dense_padding_matrix(size: int, low: int, high: int, mode: str) -> np.ndarray:
+    """The padding of one axis as a matrix, built from ``numpy.pad`` of the unit
+    vectors (independent of the index maps): column ``s`` is the padded unit vector."""
+    np_mode = {"zeros": "constant", **NUMPY_NAME}[mode]
+    cols = [np.pad(np.eye(size)[s], (low, high), mode=np_mode) for s in range(size)]
+    return np.stack(cols, axis=1)  # (low + size + high, size)
+
+
+@given(
+    size=st.integers(1, 7),
+    low=st.integers(0, 17),
+    high=st.integers(0, 17),
+    mode=st.sampled_from(PADDING_MODES),
+)
+def test_pad_adjoint_is_the_transpose_of_the_dense_padding_matrix(
+    size: int, low: int, high: int, mode: str
+) -> None:
+    rng = np.random.default_rng(size * 1000 + low * 31 + high)
+    m = _dense_padding_matrix(size, low, high, mode)
+    x = rng.standard_normal((2, 3, size))
+    assert np.allclose(pad(np, x, [(low, high)], mode), x @ m.T, rtol=0, atol=1e-12)
+    g = rng.standard_normal((2, 3, low + size + high))
+    got = pad_adjoint(np, g, [(low, high)], [size], mode)
+    assert got.shape == (2, 3, size)
+    np.testing.assert_allclose(got, g @ m, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", PADDING_MODES)
+def test_pad_adjoint_over_two_axes_satisfies_the_inner_product_identity(mode: str) -> None:
+    """<pad(x), g> == <x, pad_adjoint(g)>: the definition of the adjoint, 2-d, widths
+    wider than the input on one side."""
+    rng = np.random.default_rng(3)
+    padding, size = [(5, 1), (0, 9)], [4, 3]
+    x = rng.standard_normal((1, 2, *size))
+    padded = pad(np, x, padding, mode)
+    g = rng.standard_normal(padded.shape)
+    lhs = float(np.sum(padded * g))
+    rhs = float(np.sum(x * pad_adjoint(np, g, padding, size, mode)))
+    assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
+
+
+def test_pad_adjoint_of_a_wide_padding_sums_every_copy() -> None:
+    """Padding 4000 on 8000 samples (and replicate's 4000 copies of one sample) folds
+    back exactly: the adjoint of a padding applied to ones counts the copies."""
+    for mode in ("reflect", "replicate", "circular", "symmetric"):
+        g = np.ones((1, 1, 16000))
+        counts = pad_adjoint(np, g, [(4000, 4000)], [8000], mode)
+        expected = np.bincount(pad_indices(8000, 4000, 4000, mode), minlength=8000)
+        assert np.array_equal(counts[0, 0], expected)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -236,6 +238,222 @@ def test_small_integers_stay_integers_everywhere(backend: str) -> None:
         np.testing.assert_array_equal(y, np.convolve(a, b))
 
 
+INTEGER_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+
+
+def _extremes(dtype: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """An array of ``dtype`` made mostly of its minimum and maximum (and -1, 0, 1)."""
+    info = np.iinfo(dtype)
+    values = np.array([info.min, info.max, info.max, info.min, 0, 1, max(info.min, -1)], dtype)
+    return np.random.default_rng(seed).choice(values, size=shape)
+
+
+def _exact_on(backend: str, a: np.ndarray, b: np.ndarray, taps: int) -> bool:
+    """Whether ``backend`` computes ``convolve(a, b)`` (direct) without refusing it:
+    exact in float64, or by integer arithmetic of its own."""
+    name = backend.split(":")[0]
+    caps = next(b.capabilities for b in ck.list_backends() if b.name == name)
+    magnitude = [max(abs(int(x.min())), abs(int(x.max()))) for x in (a, b)]
+    small = magnitude[0] * magnitude[1] * taps < 2**53
+    return caps.integer_conv or (small and "float64" in caps.dtypes)
+
+
+def test_int64_minimum_is_not_an_overflowed_magnitude() -> None:
+    a, b = np.array([-(2**63), 3]), np.array([1, 1])
+    expected = scipy.signal.convolve(a, b, method="direct")
+    assert expected.tolist() == [-(2**63), -(2**63) + 3, 3]
+    y = ck.convolve(a, b)
+    assert y.dtype == np.int64 and np.array_equal(y, expected)
+    assert ck.choose_method(a, b).method == "direct"
+
+
+@pytest.mark.parametrize("dtype", INTEGER_DTYPES)
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize(("s1", "s2"), [((9,), (3,)), ((2,), (2,)), ((4, 5), (2, 3))], ids=str)
+def test_integer_extremes_match_scipy_bit_for_bit(
+    backend: str, dtype: str, mode: str, s1, s2
+) -> None:
+    """Sums at a dtype's limits wrap around as in SciPy's direct method (two's
+    complement), on every path convkit may take."""
+    a, b = _extremes(dtype, s1, 1), _extremes(dtype, s2, 2)
+    taps = int(np.prod([min(p, q) for p, q in zip(s1, s2, strict=True)]))
+    for fn, ref in ((ck.convolve, scipy.signal.convolve), (ck.correlate, scipy.signal.correlate)):
+        expected = ref(a, b, mode, method="direct")
+        if not _exact_on(backend, a, b, taps):
+            with pytest.raises(ValueError, match="cannot convolve these integers exactly"):
+                fn(a, b, mode, backend=backend)
+            continue
+        for method in ("auto", "direct"):
+            y = fn(a, b, mode, method=method, backend=backend)
+            assert y.dtype == expected.dtype and np.array_equal(y, expected), (method, y)
+        if np.iinfo(dtype).bits <= 16:  # |sums| < 2**52: the FFT is exact too
+            y = fn(a, b, mode, method="fft", backend=backend)
+            assert y.dtype == expected.dtype and np.array_equal(y, expected), ("fft", y)
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "fft"])
+def test_integers_without_a_convolved_axis_are_a_plain_product(backend: str, method: str) -> None:
+    """Size-1 inputs convolve no axis: the product, exact (wrapping) in the dtype on
+    every method, as SciPy's direct method (SciPy's FFT functions return ``in1 * in2``)."""
+    a, b = np.array([[2**62], [-(2**63)]]), np.array([[4]])
+    expected = scipy.signal.convolve(a, b, method="direct")
+    assert expected.tolist() == [[0], [0]]  # 2**64 and -2**65 wrap to 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no invalid float-to-int cast on the way
+        y = ck.convolve(a, b, method=method, backend=backend)
+    assert y.dtype == np.int64 and np.array_equal(y, expected)
+
+
+def test_inexact_integer_fft_warns() -> None:
+    a = np.array([2**30, 3, -(2**30)])  # sums near 2**61: inexact in float64
+    with pytest.warns(RuntimeWarning, match=r"method='fft' cannot keep these int64 inputs exact"):
+        ck.convolve(a, a, method="fft")
+
+
+# -- byte order ----------------------------------------------------------------------
+
+
+def _swapped(a: np.ndarray) -> np.ndarray:
+    """``a`` with the same values in the other byte order (big-endian here)."""
+    out = a.astype(a.dtype.newbyteorder("S"))
+    assert not out.dtype.isnative and np.array_equal(out, a)
+    return out
+
+
+BYTE_ORDER_DTYPES = ["float32", "float64", "complex64", "complex128", "int16", "int64", "uint32"]
+
+
+@pytest.mark.parametrize("dtype", BYTE_ORDER_DTYPES)
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_non_native_byte_order_gives_the_native_result(
+    backend: str, dtype: str, method: str
+) -> None:
+    rng = np.random.default_rng(5)
+    if dtype.startswith(("int", "uint")):
+        a, b = rng.integers(0, 50, (6, 7)).astype(dtype), rng.integers(0, 50, (3, 2)).astype(dtype)
+    else:
+        a, b = _random((6, 7), dtype, rng), _random((3, 2), dtype, rng)
+    for fn in (ck.convolve, ck.correlate):
+        expected = fn(a, b, "same", method=method, backend=backend)
+        for pair in ((_swapped(a), _swapped(b)), (_swapped(a), b), (a, _swapped(b))):
+            y = fn(*pair, "same", method=method, backend=backend)
+            assert y.dtype == expected.dtype and y.dtype.isnative
+            assert np.array_equal(y, expected)
+    reference = scipy.signal.convolve(_swapped(a), _swapped(b), "same", method="direct")
+    assert ck.convolve(_swapped(a), _swapped(b), "same").dtype == reference.dtype
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_non_native_byte_order_in_the_layer_operations(backend: str, dtype: str) -> None:
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 9)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(4).astype(dtype)
+    sx, sw, sb = _swapped(x), _swapped(w), _swapped(bias)
+    y = ck.conv(x, w, bias, padding=1, backend=backend)
+    got = ck.conv(sx, sw, sb, padding=1, backend=backend)
+    assert got.dtype == np.dtype(dtype) and np.array_equal(got, y)
+    gy = np.ones_like(y)
+    expected = ck.conv_vjp(x, w, gy, padding=1, backend=backend)
+    got_vjp = ck.conv_vjp(sx, sw, _swapped(gy), padding=1, backend=backend)
+    for g, e in zip(got_vjp, expected, strict=True):
+        assert g.dtype == np.dtype(dtype) and np.array_equal(g, e)
+    expected_t = ck.conv_transpose(y, w, backend=backend)  # w: (C_in, C_out, K) here
+    got_t = ck.conv_transpose(_swapped(y), sw, backend=backend)
+    assert got_t.dtype == np.dtype(dtype) and np.array_equal(got_t, expected_t)
+
+
+# -- SciPy's edge cases: 0-d, empty, float16, bool, NaN ---------------------------------
+
+
+def test_zero_dimensional_inputs_give_their_product(backend: str) -> None:
+    y = ck.convolve(np.array(1289), np.array(4567), backend=backend)
+    assert np.ndim(y) == 0 and y == 1289 * 4567 and y.dtype == np.int64
+    assert isinstance(y, np.generic)  # as `a * b` and SciPy: a NumPy scalar
+    z = ck.correlate(np.array(2 + 1j), np.array(3j), backend=backend)
+    assert z == scipy.signal.correlate(np.array(2 + 1j), np.array(3j)) == (2 + 1j) * -3j
+    assert ck.convolve(1.5, 2, method="fft", backend=backend) == 3.0
+    with pytest.raises(ValueError, match="same dimensionality"):
+        ck.convolve(np.array(1.0), np.ones(2), backend=backend)
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize(
+    ("s1", "s2", "shape"),
+    [((0,), (0,), (0,)), ((2,), (0,), (0,)), ((0,), (3,), (0,)), ((3, 0), (2, 2), None)],
+)
+def test_empty_inputs_give_an_empty_result(backend: str, mode: str, s1, s2, shape) -> None:
+    a, b = np.ones(s1, dtype=np.int64), np.ones(s2)
+    for method in ("auto", "direct", "fft"):
+        y = ck.convolve(a, b, mode, method=method, backend=backend)
+        assert y.size == 0 and y.dtype == np.float64
+        if shape is not None:  # 1-d: SciPy's fftconvolve/oaconvolve result
+            assert y.shape == shape == scipy.signal.fftconvolve(a, b, mode).shape
+        else:  # N-d: the mode's shape, with 0 where an input is empty
+            assert y.shape == {"full": (4, 0), "same": (3, 0), "valid": (2, 0)}[mode]
+    with pytest.raises(ValueError, match="method='fast' is not a method"):
+        ck.convolve(a, b, mode, method="fast")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bool"])
+@pytest.mark.parametrize("other", ["float16", "bool", "int8", "float32"])
+@pytest.mark.parametrize("method", METHODS)
+def test_float16_and_bool_as_scipy(backend: str, dtype: str, other: str, method: str) -> None:
+    rng = np.random.default_rng(8)
+
+    def make(d: str, shape: tuple[int, ...]) -> np.ndarray:
+        if d == "bool":
+            return rng.random(shape) < 0.3
+        if d == "int8":
+            return rng.integers(-3, 4, shape).astype(d)
+        return rng.standard_normal(shape).astype(d)
+
+    a, b = make(dtype, (7, 6)), make(other, (3, 4))
+    for fn, ref in ((ck.convolve, scipy.signal.convolve), (ck.correlate, scipy.signal.correlate)):
+        # SciPy's N-d direct method refuses bool and float16 ("Unsupported type"): the
+        # reference is its float64 result, exact for these inputs
+        exact = ref(a.astype(np.float64), b.astype(np.float64), method="direct")
+        y = fn(a, b, method=method, backend=backend)
+        assert y.dtype == np.result_type(a, b)
+        if y.dtype == bool:  # a count of products, then nonzero is true
+            assert np.array_equal(y, exact != 0)
+        elif y.dtype.kind == "i":
+            assert np.array_equal(y, exact.astype(y.dtype))
+        else:  # computed in float32 (as SciPy's FFT does float16), rounded once
+            np.testing.assert_allclose(y, exact, rtol=1e-3, atol=1e-3)
+        # 1-d, SciPy's own direct result (np.convolve; float16 summed in float16)
+        expected = ref(a[0], b[0], method="direct")
+        y = fn(a[0], b[0], method=method, backend=backend)
+        assert y.dtype == expected.dtype
+        if y.dtype.kind in "bi":
+            assert np.array_equal(y, expected)
+        else:
+            np.testing.assert_allclose(y, expected, rtol=1e-2, atol=1e-2)
+
+
+def test_bool_fft_is_exact_where_scipy_is_not() -> None:
+    """SciPy's FFT method casts its float result to bool without rounding, so round-off
+    (~1e-16) becomes True; convkit rounds first and matches the direct method."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((5, 4)) < 0.4, rng.random((2, 3)) < 0.4
+    exact = scipy.signal.convolve(a.astype(int), b.astype(int), method="direct") != 0
+    assert np.array_equal(ck.convolve(a, b, method="fft"), exact)
+    assert not np.array_equal(scipy.signal.convolve(a, b, method="fft"), exact)  # SciPy 1.17
+
+
+def test_nan_with_the_fft_method_warns_as_scipy() -> None:
+    a = np.ones(200)
+    a[50] = np.nan
+    b = np.ones(9)
+    with pytest.warns(RuntimeWarning, match=r"Use of fft convolution on input with NaN or inf"):
+        y = ck.convolve(a, b, method="fft")
+    assert np.isnan(y).sum() > 9  # spread beyond the 9 samples the direct method touches
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = ck.convolve(a, b, method="direct")
+    assert np.isnan(y).sum() == 9
+
+
 # -- choosing the method -------------------------------------------------------------
 
 
@@ -298,8 +516,19 @@ def test_auto_follows_the_sizes(s1, s2, expected: str) -> None:
             ValueError,
             r"one input must be at least as large as the other",
         ),
-        (np.ones(0), np.ones(3), {}, ValueError, r"in1 is empty"),
-        (np.ones(3), np.ones(3, dtype=bool), {}, TypeError, r"in2 has dtype bool"),
+        pytest.param(
+            np.ones(3),
+            np.ones(3, dtype=np.longdouble),
+            {},
+            TypeError,
+            rf"in2 has dtype {np.dtype(np.longdouble).name}; convolve and correlate take",
+            marks=pytest.mark.skipif(
+                np.dtype(np.longdouble) == np.float64, reason="long double is double here"
+            ),
+            id="longdouble",
+        ),
+        (np.ones(3, dtype=object), np.ones(3), {}, TypeError, r"in1 has dtype object"),
+        (np.array(1.0), np.ones(3), {}, ValueError, r"same dimensionality"),
     ],
 )
 def test_bad_input(a, b, kwargs, error, match) -> None:

@@ -96,3 +96,78 @@ def test_convolve_on_cuda_stays_on_cuda() -> None:
             x.cpu().double().numpy(), k.cpu().double().numpy(), "valid", axes=1
         )
         assert np.max(np.abs(y.cpu().numpy() - expected)) <= 1e-4 * np.max(np.abs(expected))
+
+
+# -- torch and torchaudio load together --------------------------------------------
+
+
+def test_the_installed_torchaudio_runs_a_compiled_operation() -> None:
+    """The torch extra's pinned pair loads together: torchaudio's IIR filter runs in its
+    compiled library (not the pure-Python fallback) and agrees with SciPy. A torchaudio
+    built for another torch ABI fails here, loudly, rather than in scattered tests."""
+    import scipy.signal
+    import torchaudio
+    import torchaudio.functional as AF
+    from torchaudio._extension import _IS_TORCHAUDIO_EXT_AVAILABLE
+
+    assert _IS_TORCHAUDIO_EXT_AVAILABLE, f"torchaudio {torchaudio.__version__} has no extension"
+    x = np.random.default_rng(0).standard_normal(64)
+    b, a = [0.2, 0.3], [1.0, -0.4]
+    y = AF.lfilter(
+        torch.from_numpy(x),
+        torch.tensor(a, dtype=torch.float64),
+        torch.tensor(b, dtype=torch.float64),
+        clamp=False,
+    )
+    np.testing.assert_allclose(y.numpy(), scipy.signal.lfilter(b, a, x), rtol=1e-12, atol=1e-12)
+    assert ck.api.registered_backend("torch").unavailable_reason() is None
+
+
+BROKEN_TORCHAUDIO = """
+raise OSError(
+    "libtorchaudio.so: undefined symbol: torch_exception_get_what_without_backtrace"
+)
+"""
+
+
+def test_a_torchaudio_that_does_not_load_makes_the_torch_backend_unavailable(tmp_path) -> None:
+    """A torchaudio whose compiled library does not match torch (here a package of that
+    name ahead on the path whose import fails as the mismatched build's does): the
+    torch backend is listed as unavailable with the reason, ``auto`` computes NumPy
+    arrays elsewhere, and selecting torch names the reason, never an ``OSError``."""
+    from support import run_python
+
+    (tmp_path / "torchaudio").mkdir()
+    (tmp_path / "torchaudio" / "__init__.py").write_text(BROKEN_TORCHAUDIO)
+    code = """
+        import numpy as np
+        import convkit as ck
+        import torch  # the user's torch is loaded: auto would weigh the torch backend
+
+        info = {b.name: b for b in ck.list_backends()}["torch"]
+        print("available:", info.available)
+        print("reason:", info.reason)
+        y = ck.convolve(np.ones(2**15), np.ones(2**10))  # auto
+        print("auto:", float(y[2000]))
+        try:
+            ck.convolve(np.ones(64), np.ones(5), backend="torch")
+        except ck.api.BackendUnavailableError as exc:
+            print("selected:", exc)
+    """
+    result = run_python(code, site=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "available: False" in out
+    assert "reason: torchaudio does not load with this torch (torch 2." in out
+    assert "undefined symbol: torch_exception_get_what_without_backtrace" in out
+    assert "auto: 1024.0" in out
+    assert "selected: backend 'torch' (selected by argument) is not available: torchaudio" in out
+
+
+def test_convkit_backends_says_why_torch_is_unavailable(tmp_path) -> None:
+    from support import run_python
+
+    (tmp_path / "torchaudio").mkdir()
+    (tmp_path / "torchaudio" / "__init__.py").write_text(BROKEN_TORCHAUDIO)
+    result = run_python("from convkit.cli import main; main(['backends'])", site=tmp_path)
+    assert "torch: unavailable: torchaudio does not load with this torch" in result.stdout

@@ -13,14 +13,13 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from convkit import api, plugins
-from convkit.fileio import atomic_directory
+from convkit.fileio import atomic_directory, atomic_path
 
 FORMATS = (".zarr", ".npy")
 
@@ -58,12 +57,15 @@ def filter_file(
     padding_mode: str = "reflect",
     backend: str | None = None,
     band_bytes: int = 64 << 20,
+    overwrite: bool = True,
 ) -> tuple[int, ...]:
     """Filter the ``(H, W)`` or ``(C, H, W)`` array in ``source`` (``.npy``/``.zarr``)
     with the 2-d ``kernel`` (a convolution, ``padding="same"``) into ``target``
     (``.npy``/``.zarr``); returns the array's shape. Results are float32 for integer
     input, else the input's dtype. A lazy result is computed one band of rows (about
-    ``band_bytes``, whole output chunks) at a time, so memory holds one band.
+    ``band_bytes``, whole output chunks) at a time, so memory holds one band. The
+    output is written atomically (:mod:`convkit.fileio`); with ``overwrite=False`` an
+    existing ``target`` is refused with :class:`FileExistsError`.
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -95,7 +97,7 @@ def filter_file(
     y = y[0, 0] if len(arr.shape) == 2 else y[:, 0]
     chunks = _out_chunks(arr, np.dtype(dtype).itemsize)
     bands = _bands(tuple(arr.shape), chunks, np.dtype(dtype).itemsize, band_bytes)
-    with _writer(out, tuple(arr.shape), dtype, chunks) as write:
+    with _writer(out, tuple(arr.shape), dtype, chunks, overwrite) as write:
         for rows in bands:
             band = y[(..., rows, slice(None))]
             if owner is not None and owner.owns(band):
@@ -124,13 +126,15 @@ def _bands(
 
 
 @contextlib.contextmanager
-def _writer(out: Path, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ...]) -> Any:
+def _writer(
+    out: Path, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ...], overwrite: bool = True
+) -> Any:
     """A ``write(rows, band)`` function into a temporary output that replaces ``out``
-    only when the block exits without an error."""
+    (through :mod:`convkit.fileio`) only when the block exits without an error."""
     if out.suffix.lower() == ".zarr":
         import zarr
 
-        with atomic_directory(out) as tmp:
+        with atomic_directory(out, overwrite=overwrite) as tmp:
             store = zarr.create_array(str(tmp), shape=shape, dtype=dtype, chunks=chunks)
 
             def write_zarr(rows: slice, band: np.ndarray) -> None:
@@ -138,9 +142,7 @@ def _writer(out: Path, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ..
 
             yield write_zarr
         return
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
-    os.close(fd)
-    try:
+    with atomic_path(out, overwrite=overwrite) as name:
         mm = np.lib.format.open_memmap(name, mode="w+", dtype=dtype, shape=shape)
 
         def write_npy(rows: slice, band: np.ndarray) -> None:
@@ -148,15 +150,3 @@ def _writer(out: Path, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ..
 
         yield write_npy
         mm.flush()
-        os.chmod(name, 0o666 & ~_umask())
-        os.replace(name, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
-        raise
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask

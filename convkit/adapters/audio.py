@@ -32,9 +32,17 @@ def load(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T), int(rate)
 
 
-def save(path: str | os.PathLike[str], data: Any, rate: int) -> None:
+def save(path: str | os.PathLike[str], data: Any, rate: int, *, overwrite: bool = True) -> None:
     """Write ``(channels, time)`` (values in [-1, 1]) as WAV, FLAC or OGG by extension,
-    atomically."""
+    atomically (:mod:`convkit.fileio`); with ``overwrite=False`` an existing file is
+    refused with :class:`FileExistsError`.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> save(d / "tone.wav", np.zeros((1, 800)), 8000)
+    >>> load(d / "tone.wav")[0].shape
+    (1, 800)
+    """
     import soundfile
 
     fmt = FORMATS.get(Path(path).suffix.lower())
@@ -45,7 +53,7 @@ def save(path: str | os.PathLike[str], data: Any, rate: int) -> None:
     arr = np.asarray(data, dtype=np.float32)
     if arr.ndim != 2 or arr.shape[1] == 0:
         raise ValueError(f"audio must be (channels, time) with samples; got shape {arr.shape}")
-    with atomic_output(path) as f:
+    with atomic_output(path, overwrite=overwrite) as f:
         soundfile.write(f, arr.T, rate, format=fmt)
 
 

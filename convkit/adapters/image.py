@@ -1,8 +1,10 @@
-"""Images in and out: Pillow files as ``(channels, height, width)`` float32 in [0, 1]."""
+"""Images in and out: Pillow files as ``(channels, height, width)`` float32 in [0, 1];
+:func:`save` maps values outside [0, 1] to 8 bits by an explicit ``scale`` and says how."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +48,88 @@ def load(path: str | os.PathLike[str], mode: str = "auto") -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({exc})") from exc
 
 
-def save(path: str | os.PathLike[str], image: Any) -> None:
-    """Write ``(1, H, W)`` or ``(3, H, W)`` values in [0, 1] (clipped) as PNG or JPEG,
-    by the file's extension, atomically."""
+SCALES = ("clip", "minmax", "abs")
+"""How :func:`save` maps values to an 8-bit image's [0, 1]; ``"clip"`` is the default."""
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """How :func:`to_unit_range` mapped values to [0, 1]: the ``scale`` applied, the
+    finite values' range before it (``low``, ``high``), and how many of the ``pixels``
+    were ``clipped`` (a pixel counts once, whichever of its channels left [0, 1];
+    NaN counts as clipped, to 0).
+
+    >>> print(Scaling("clip", -0.5, 1.0, clipped=2, pixels=8))
+    scale=clip: 2 of 8 pixels (25.0%) clipped to [0, 1]
+    """
+
+    scale: str
+    low: float
+    high: float
+    clipped: int
+    pixels: int
+
+    def __str__(self) -> str:
+        how = {
+            "clip": "scale=clip",
+            "minmax": f"scale=minmax: [{self.low:.4g}, {self.high:.4g}] stretched to [0, 1]",
+            "abs": f"scale=abs: absolute values (range [{self.low:.4g}, {self.high:.4g}])",
+        }[self.scale]
+        if not self.clipped:
+            return f"{how}, no pixel clipped" if self.scale != "minmax" else how
+        share = 100 * self.clipped / max(1, self.pixels)
+        return f"{how}: {self.clipped} of {self.pixels} pixels ({share:.1f}%) clipped to [0, 1]"
+
+
+def to_unit_range(image: Any, scale: str = "clip") -> tuple[np.ndarray, Scaling]:
+    """Map ``(C, H, W)`` values to [0, 1] for an 8-bit image, and say what happened.
+
+    ``scale`` is ``"clip"`` (values kept as they are, those outside [0, 1] clipped:
+    right for blurs and sharpening, whose results are images; what Pillow users and
+    scikit-image's ``img_as_ubyte`` do), ``"minmax"`` (the smallest value becomes 0,
+    the largest 1, all channels together: shows a signed result such as a Sobel
+    derivative whole, zero as mid-grey when it is symmetric) or ``"abs"`` (the
+    magnitude ``|x|``, clipped at 1: edges bright whatever their sign). A constant
+    image under ``"minmax"`` is clipped instead.
+
+    >>> x = np.array([[[-0.5, 0.0, 0.5, 1.5]]])
+    >>> y, how = to_unit_range(x)
+    >>> y.tolist(), how.clipped
+    ([[[0.0, 0.0, 0.5, 1.0]]], 2)
+    >>> to_unit_range(x, "minmax")[0].tolist()
+    [[[0.0, 0.25, 0.5, 1.0]]]
+    >>> to_unit_range(x, "abs")[0].tolist()
+    [[[0.5, 0.0, 0.5, 1.0]]]
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r} is not a scaling; expected one of {', '.join(SCALES)}")
+    arr = np.asarray(image, dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if scale == "abs":
+        arr = np.abs(arr)
+    elif scale == "minmax" and high > low:
+        arr = (arr - low) / (high - low)
+    outside = ~((arr >= 0.0) & (arr <= 1.0))  # NaN is outside too
+    pixels = outside.reshape(-1, *arr.shape[-2:]).any(axis=0) if arr.ndim >= 2 else outside
+    out = np.nan_to_num(np.clip(arr, 0.0, 1.0), nan=0.0)
+    return out, Scaling(scale, low, high, int(np.count_nonzero(pixels)), int(pixels.size))
+
+
+def save(
+    path: str | os.PathLike[str], image: Any, *, scale: str = "clip", overwrite: bool = True
+) -> Scaling:
+    """Write ``(1, H, W)`` or ``(3, H, W)`` values as an 8-bit PNG or JPEG, by the
+    file's extension, atomically (:mod:`convkit.fileio`); returns how the values were
+    mapped to [0, 1] (:func:`to_unit_range`: ``scale`` is ``"clip"``, ``"minmax"`` or
+    ``"abs"``) and how many pixels were clipped. With ``overwrite=False`` an existing
+    file is refused with :class:`FileExistsError`.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> print(save(d / "edges.png", np.array([[[-1.0, 0.0, 1.0]]]), scale="minmax"))
+    scale=minmax: [-1, 1] stretched to [0, 1]
+    """
     from PIL import Image
 
     fmt = FORMATS.get(Path(path).suffix.lower())
@@ -59,10 +140,12 @@ def save(path: str | os.PathLike[str], image: Any) -> None:
     arr = np.asarray(image)
     if arr.ndim != 3 or arr.shape[0] not in (1, 3):
         raise ValueError(f"image must be (1, H, W) or (3, H, W); got shape {arr.shape}")
-    pixels = (np.clip(arr, 0.0, 1.0) * 255).round().astype(np.uint8)
+    unit, scaling = to_unit_range(arr, scale)
+    pixels = (unit * 255).round().astype(np.uint8)
     img = Image.fromarray(pixels[0] if arr.shape[0] == 1 else pixels.transpose(1, 2, 0))
-    with atomic_output(path) as f:
+    with atomic_output(path, overwrite=overwrite) as f:
         img.save(f, format=fmt)
+    return scaling
 
 
 def filter(

@@ -7,6 +7,7 @@ number and figure; each exercise is also a module with a ``run(ctx) -> Result``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -38,14 +39,21 @@ def run_all(
     quick: bool = False,
     progress: bool | None = None,
     log: Any = None,
+    backend_source: str | None = None,
 ) -> list[Result]:
     """Run the named exercises (all by default), write ``out/report.md`` and
-    ``out/report.json``, and return the results."""
-    unknown = sorted(set(names or []) - set(EXERCISES))
-    if unknown:
-        raise ValueError(f"unknown exercise(s) {', '.join(unknown)}; valid: {', '.join(EXERCISES)}")
+    ``out/report.json``, and return the results. ``backend_source`` is what the report
+    says chose the backend (e.g. ``"--backend"``); by default, where
+    :func:`convkit.get_backend` finds the choice."""
+    check_names(names)
     selected = [n for n in EXERCISES if not names or n in names]
-    ctx = Context(backend=backend, quick=quick, out=Path(out), progress=progress)
+    ctx = Context(
+        backend=backend,
+        quick=quick,
+        out=Path(out),
+        progress=progress,
+        backend_source=backend_source,
+    )
     ctx.out.mkdir(parents=True, exist_ok=True)
     log = sys.stderr if log is None else log
     results, seconds = [], {}
@@ -56,6 +64,20 @@ def run_all(
         seconds[name] = time.perf_counter() - start
     write_report(results, ctx, seconds)
     return results
+
+
+def check_names(names: Sequence[str] | None) -> None:
+    """Raise a ``ValueError`` naming any of ``names`` that is not an exercise.
+
+    >>> check_names(["delta0", "waldo"])
+    >>> check_names(["delta1"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown exercise(s) delta1; valid: delta0, invariance, boundary, ...
+    """
+    unknown = sorted(set(names or []) - set(EXERCISES))
+    if unknown:
+        raise ValueError(f"unknown exercise(s) {', '.join(unknown)}; valid: {', '.join(EXERCISES)}")
 
 
 def summary(results: Sequence[Result]) -> str:
@@ -72,6 +94,8 @@ def write_report(results: Sequence[Result], ctx: Context, seconds: dict[str, flo
     import convkit
 
     selection = convkit.get_backend(ctx.backend)
+    if ctx.backend_source is not None:
+        selection = dataclasses.replace(selection, source=ctx.backend_source)
     note = (
         " (per call, the backend and method estimated fastest)" if selection.name == "auto" else ""
     )
@@ -122,4 +146,4 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-__all__ = ["EXERCISES", "Context", "Result", "run_all", "summary", "write_report"]
+__all__ = ["EXERCISES", "Context", "Result", "check_names", "run_all", "summary", "write_report"]

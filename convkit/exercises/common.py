@@ -20,6 +20,9 @@ class Context:
     out: Path = Path("out/exercises")
     progress: bool | None = None
     seed: int = 0
+    backend_source: str | None = None
+    """What the report says chose ``backend`` (``"--backend"``, the command's default);
+    ``None``: where :func:`convkit.get_backend` finds the choice."""
 
     def rng(self, salt: int = 0) -> np.random.Generator:
         """A generator seeded per exercise, so each result is reproducible alone."""

@@ -4,6 +4,9 @@
   plain loops over output positions, in float64/complex128. Slow; for small tests.
 - :func:`assert_close`: compare a result with a reference, with tolerances relative to
   the largest magnitude of the reference.
+- :func:`rounding_bound`: how far two correct float computations of the same sums may
+  differ from rounding alone, for comparing results of different code paths (another
+  backend, another BLAS kernel) that are equal in exact arithmetic.
 - :func:`check_grads`: check a backend's ``conv_vjp`` against finite differences of its
   own ``conv``, like autograd's ``check_grads``.
 - :class:`convkit.testing.conformance.BackendConformance`: the conformance suite. A
@@ -127,6 +130,25 @@ def assert_close(
             f"max abs error {err:.3g} exceeds {tol:g} * max|expected| = {tol * scale:.3g} "
             f"(dtype {name})"
         )
+
+
+def rounding_bound(dtype: Any, scale: float, terms: int) -> float:
+    """The most two computations of the same sums of ``terms`` products each can differ
+    by from rounding alone, in ``dtype``, when they add the products in different orders
+    or with fused multiply-adds (another backend; a BLAS kernel that computes the edge of
+    a matrix with other instructions than its middle): ``2 * terms * eps * scale``.
+
+    ``scale`` bounds the sums of the products' magnitudes, ``sum |w| |x|``; for a direct
+    convolution that is ``max(conv(|x|, |w|))``. Each computation is within
+    ``terms * eps / 2 * scale`` of the exact sum (to first order), so two are within
+    ``terms * eps * scale`` of each other; the factor 2 is margin. The FFT method's
+    errors are of another kind (see :data:`FFT_TOLERANCE`).
+
+    >>> rounding_bound("float64", 1.0, 8) == 16 * float(np.finfo(np.float64).eps)
+    True
+    """
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    return 2.0 * max(int(terms), 1) * eps * float(scale)
 
 
 def check_grads(

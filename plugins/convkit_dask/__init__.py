@@ -94,7 +94,9 @@ class DaskBackend(Backend):
                 f"backend itself"
             )
         chunks, source = settings.setting("chunks", options)
-        ok = chunks == "auto" or (isinstance(chunks, int) and chunks > 0)
+        ok = chunks == "auto" or (
+            isinstance(chunks, int) and not isinstance(chunks, bool) and chunks > 0
+        )
         if isinstance(chunks, list | tuple):
             ok = all(
                 (isinstance(c, int) and c > 0) or isinstance(c, list | tuple) or c == "auto"
@@ -157,10 +159,14 @@ class DaskBackend(Backend):
             return self.conv(x, w, None, dataclasses.replace(cspec, method=method), options)
 
         dtype = np.dtype(in1.dtype)
-        if dtype.kind in "iu":  # the FFT method gets integers: float64, rounded back
+        # the FFT method gets integers: float64, rounded back (through int64, so that
+        # values beyond a small dtype wrap as integers do); with no axis to convolve,
+        # the product is exact in the dtype itself
+        as_float = dtype.kind in "iu" and bool(spec.conv_axes)
+        if as_float:
             in1, in2 = in1.astype(np.float64), in2.astype(np.float64)
         y = xpsignal.direct_convolve(self.namespace(), conv, in1, in2, spec)
-        return y.round().astype(dtype) if dtype.kind in "iu" else y
+        return xpsignal.round_to_integers(self.namespace(), y, dtype) if as_float else y
 
     def _small(self, a: Any, what: str, options: Mapping[str, Any]) -> np.ndarray:
         """Weights as NumPy: they are small, and every block needs all of its groups'."""
@@ -182,10 +188,13 @@ options) computes a result on the scheduler its call was given."""
 
 
 def _remember(y: Any, options: Mapping[str, Any]) -> None:
-    if "scheduler" in options or "timeout" in options:
+    # only explicit options: a value from the config file is read again when needed,
+    # under the environment, as the call read it
+    given = settings.explicit_options(options)
+    if "scheduler" in given or "timeout" in given:
         if len(_recent) >= 256:
             del _recent[next(iter(_recent))]
-        _recent[y.name] = {k: options[k] for k in ("scheduler", "timeout") if k in options}
+        _recent[y.name] = {k: given[k] for k in ("scheduler", "timeout") if k in given}
 
 
 def _recall(a: Any) -> Mapping[str, Any] | None:

@@ -1,13 +1,22 @@
 """The Dask backend's settings and the scheduler it computes on.
 
-Each setting is read when it is needed, from (first found): an option given with the
-selection (``use_backend("dask", scheduler=...)``), the environment variable
-``CONVKIT_DASK_<NAME>``, the config file's ``[tool.convkit.dask]`` table, the default.
+Each setting is read when it is needed, from (first found):
+
+1. an option given explicitly with the selection (``use_backend("dask", chunks=32)``,
+   ``set_backend("dask", ...)``): it always wins, even where it equals the file's value;
+2. the environment variable ``CONVKIT_DASK_<NAME>``, parsed as Dask parses its own
+   ``DASK_*`` variables (:func:`dask.config.interpret_value`: ``32`` is an int, ``2.5``
+   a float, ``(64, 64)`` a tuple, ``true``/``false``/``none`` a bool or ``None``;
+   anything else, such as ``1MiB`` or ``tcp://host:8786``, stays a string);
+3. the config file's ``[tool.convkit.dask]`` table (``[dask]`` in ``convkit.toml``);
+4. the default (:data:`DEFAULTS`).
+
 The environment beats the config file, as for convkit's other settings.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -26,9 +35,65 @@ DEFAULTS: dict[str, Any] = {
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threaded")
 """Scheduler names that need no cluster; anything else is a scheduler address."""
 
+FROM_FILE = "config file [tool.convkit.dask]"
+"""The provenance of a setting read from the config file."""
+
+
+def env_var(name: str) -> str:
+    """The environment variable of setting ``name``.
+
+    >>> env_var("compute_limit")
+    'CONVKIT_DASK_COMPUTE_LIMIT'
+    """
+    return f"CONVKIT_DASK_{name.upper()}"
+
+
+def interpret_env_value(value: str) -> Any:
+    """An environment variable's text as a setting's value, parsed as Dask parses its
+    own ``DASK_*`` variables: a Python literal where it is one, ``true``, ``false``,
+    ``none`` and ``null`` in any case, else the text itself.
+
+    >>> interpret_env_value("32"), interpret_env_value("2.5"), interpret_env_value("1MiB")
+    (32, 2.5, '1MiB')
+    >>> interpret_env_value("(64, 32)"), interpret_env_value("True"), interpret_env_value("auto")
+    ((64, 32), True, 'auto')
+    """
+    try:
+        from dask.config import interpret_value
+    except ImportError:  # no dask here, or one from before interpret_value: the same rules
+        try:
+            return ast.literal_eval(value)
+        except (SyntaxError, ValueError):
+            pass
+        return {"none": None, "null": None, "false": False, "true": True}.get(value.lower(), value)
+    return interpret_value(value)
+
+
+def explicit_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The options of ``options`` given explicitly with the selection, without those
+    the core merged in from the config file's table (see
+    :class:`convkit.selection.BackendOptions`).
+
+    >>> explicit_options(selection.BackendOptions({"chunks": 8, "inner": "numpy"}, {"chunks"}))
+    {'inner': 'numpy'}
+    """
+    options = options or {}
+    table = _config_table() if _provenance(options) is None else {}
+    return {
+        name: value
+        for name, value in options.items()
+        if value is not None and not _from_file(name, options, table)
+    }
+
 
 def setting(name: str, options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
-    """The value of setting ``name`` and where it came from.
+    """The value of setting ``name`` and where it came from: an explicit option, else
+    the environment variable (parsed by :func:`interpret_env_value`), else the config
+    file's table, else the default.
+
+    ``options`` are the selection's options. Those merged in by the core from the config
+    file are told apart by :class:`convkit.selection.BackendOptions`; a plain mapping
+    (a copy without that record) counts a value equal to the file's as the file's.
 
     >>> setting("inner", {})
     ('auto', 'default')
@@ -37,18 +102,31 @@ def setting(name: str, options: Mapping[str, Any] | None = None) -> tuple[Any, s
     """
     options = options or {}
     table = _config_table()
-    env = os.environ.get(f"CONVKIT_DASK_{name.upper()}", "").strip()
     given = options.get(name)
-    # for_backend() merges the config table into the options; a value equal to the
-    # table's came from the file, and the environment beats the file
-    from_file = name in table and given == table[name]
-    if given is not None and not (env and from_file):
-        return given, ("config file [tool.convkit.dask]" if from_file else "option")
-    if env:
-        return env, f"env var CONVKIT_DASK_{name.upper()}"
+    if given is not None and not _from_file(name, options, table):
+        return given, "option"
+    raw = os.environ.get(env_var(name), "").strip()
+    if raw:
+        return interpret_env_value(raw), f"env var {env_var(name)}"
+    if given is not None:  # merged in from the config file by the core
+        return given, FROM_FILE
     if name in table:
-        return table[name], "config file [tool.convkit.dask]"
+        return table[name], FROM_FILE
     return DEFAULTS[name], "default"
+
+
+def _provenance(options: Mapping[str, Any]) -> frozenset[str] | None:
+    """The keys the core took from the config file, or ``None`` where ``options`` do not
+    say (a plain mapping)."""
+    return options.from_config if isinstance(options, selection.BackendOptions) else None
+
+
+def _from_file(name: str, options: Mapping[str, Any], table: Mapping[str, Any]) -> bool:
+    """Whether option ``name`` of ``options`` came from the config file's table."""
+    keys = _provenance(options)
+    if keys is not None:
+        return name in keys
+    return name in table and options.get(name) == table[name]
 
 
 def _config_table() -> Mapping[str, Any]:
@@ -69,6 +147,8 @@ def compute_limit(options: Mapping[str, Any] | None = None) -> int:
 
     value, source = setting("compute_limit", options)
     try:
+        if isinstance(value, bool):  # CONVKIT_DASK_COMPUTE_LIMIT=true is no size
+            raise TypeError(value)
         limit = parse_bytes(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(
@@ -86,7 +166,7 @@ def timeout(options: Mapping[str, Any] | None = None) -> float:
     """
     value, source = setting("timeout", options)
     try:
-        seconds = float(value)
+        seconds = -1.0 if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         seconds = -1.0
     if not seconds > 0:

@@ -3,6 +3,7 @@ with ``numpy.fft``."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,14 +47,10 @@ class NumpyBackend(Backend):
     def in_host_memory(self, obj: Any) -> bool:
         return True
 
-    threads = 1
-    """Threads of the depthwise path, from the ``threads`` setting."""
-
-    def set_threads(self, threads: int) -> None:
+    def limit_threads(self, threads: int) -> contextlib.AbstractContextManager[None]:
         from convkit.threads import limit_blas
 
-        limit_blas(threads)
-        self.threads = threads
+        return limit_blas(threads)
 
     def asarray(self, obj: Any, dtype: str, options: Mapping[str, Any]) -> np.ndarray:
         return np.asarray(obj, dtype=dtype)
@@ -79,7 +76,7 @@ class NumpyBackend(Backend):
             return self.conv_fft(x, weight, bias, spec, options)
         from convkit_numpy import ops
 
-        return ops.conv(x, weight, bias, spec, self.threads)
+        return ops.conv(x, weight, bias, spec)
 
 
 @convkit.hookimpl

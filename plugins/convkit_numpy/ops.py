@@ -10,9 +10,11 @@ over output positions.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,39 +22,68 @@ import numpy as np
 
 from convkit.padding import pad_numpy
 from convkit.spec import ConvSpec
+from convkit.threads import cores, current
 
 WORKSPACE_BYTES = 4 << 20
 """Upper bound on the column buffer of one chunk, in bytes (measured: 1-4 MiB chunks
 stay in cache and beat larger ones on the CNN benchmark)."""
 
 
-_local = threading.local()
+REUSE_BYTES = 32 << 20
+"""Scratch arrays (the padded input, the column buffer) up to this size are taken from a
+process-wide pool and returned to it after the call; larger ones are allocated per
+call."""
+
+POOL_BYTES = 64 << 20
+"""The most scratch memory the pool keeps between calls, over all threads: whatever a
+burst of concurrent calls allocated beyond it is freed when they return."""
+
+_pool: list[np.ndarray] = []  # free buffers (uint8), smallest first
+_pool_lock = threading.Lock()
+
+Scratch = Callable[[tuple[int, ...], np.dtype], np.ndarray]
+"""Hands out a scratch array of a shape and dtype for the current call."""
 
 
-REUSE_BYTES = 64 << 20
-"""Scratch arrays (the padded input, the column buffer) up to this size are kept per
-thread and reused across calls; larger ones are allocated per call."""
+@contextlib.contextmanager
+def _scratch() -> Iterator[Scratch]:
+    """Scratch arrays for one call, reused across calls: fresh multi-megabyte
+    allocations cost a page fault per 4 KiB on first touch, which is a large share of a
+    small convolution's time. The buffers go back to the pool when the call ends, and
+    the pool keeps at most :data:`POOL_BYTES`, so threads that have finished hold no
+    memory of their own."""
+    taken: list[np.ndarray] = []
+
+    def get(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        if nbytes > REUSE_BYTES:
+            return np.empty(shape, dtype=dtype)
+        buf = None
+        with _pool_lock:
+            for i, free in enumerate(_pool):
+                if free.nbytes >= nbytes:
+                    buf = _pool.pop(i)
+                    break
+        if buf is None:
+            buf = np.empty(max(nbytes, WORKSPACE_BYTES), dtype=np.uint8)
+        taken.append(buf)
+        return buf[:nbytes].view(dtype).reshape(shape)
+
+    try:
+        yield get
+    finally:
+        with _pool_lock:
+            _pool.extend(taken)
+            _pool.sort(key=lambda b: b.nbytes)
+            while sum(b.nbytes for b in _pool) > POOL_BYTES:
+                _pool.pop(0)  # keep the large buffers: they serve every size
 
 
-def _workspace(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A scratch array reused across calls in this thread (up to :data:`REUSE_BYTES`):
-    fresh multi-megabyte allocations cost a page fault per 4 KiB on first touch, which
-    is a large share of a small convolution's time."""
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-    if nbytes > REUSE_BYTES:
-        return np.empty(shape, dtype=dtype)
-    cached: np.ndarray | None = getattr(_local, name, None)
-    if cached is None or cached.nbytes < nbytes:
-        cached = np.empty(max(nbytes, WORKSPACE_BYTES), dtype=np.uint8)
-        setattr(_local, name, cached)
-    return cached[:nbytes].view(dtype).reshape(shape)
-
-
-def _padded(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
+def _padded(x: np.ndarray, spec: ConvSpec, scratch: Scratch) -> np.ndarray:
     """``x`` padded as ``spec`` says; zero padding goes into a reused scratch array."""
     if spec.padding_mode != "zeros" or not spec.has_padding:
         return pad_numpy(x, spec.padding, spec.padding_mode)
-    out = _workspace("padded", (*x.shape[:2], *spec.padded_size), x.dtype)
+    out = scratch((*x.shape[:2], *spec.padded_size), x.dtype)
     lead = (slice(None), slice(None))
     for i, ((lo, _), n) in enumerate(zip(spec.padding, spec.input_size, strict=True)):
         before = (slice(None),) * i
@@ -105,19 +136,55 @@ def conv(
     weight: np.ndarray,
     bias: np.ndarray | None,
     spec: ConvSpec,
-    threads: int = 1,
 ) -> np.ndarray:
     """Cross-correlation of a batched input; see :meth:`convkit.Backend.conv`.
 
-    Depthwise calls (one input and one output channel per group) take
-    :func:`depthwise`; the rest im2col and matrix products."""
-    if spec.in_channels == spec.groups == spec.out_channels:
-        return depthwise(x, weight, bias, spec, threads)
+    Calls with fewer output positions than kernel taps (a weight gradient, whose
+    "kernel" is the output gradient) loop over the positions, one matrix product each;
+    depthwise calls (one input and one output channel per group) take
+    :func:`depthwise`; the rest im2col and matrix products. Each of these loops in
+    Python over the smaller of positions and taps."""
+    with _scratch() as scratch:
+        if math.prod(spec.output_size) < math.prod(spec.kernel_size):
+            return _by_position(x, weight, bias, spec, scratch)
+        if spec.in_channels == spec.groups == spec.out_channels:
+            return _depthwise(x, weight, bias, spec, scratch)
+        return _im2col(x, weight, bias, spec, scratch)
+
+
+def _by_position(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, scratch: Scratch
+) -> np.ndarray:
+    """One batched matrix product per output position: the receptive field of every
+    sample, ``(G, N, Cg*K)``, against the weights, ``(G, Cg*K, Og)``."""
+    g, n = spec.groups, spec.batch
+    cg, og = spec.in_channels // g, spec.out_channels // g
+    taps = math.prod(spec.kernel_size)
+    xp = _padded(x, spec, scratch)
+    wt = np.swapaxes(weight.reshape(g, og, cg * taps), 1, 2)
+    out = np.empty(spec.output_shape, dtype=x.dtype)
+    for pos in itertools.product(*(range(m) for m in spec.output_size)):
+        field = tuple(
+            slice(i * st, i * st + (k - 1) * dl + 1, dl)
+            for i, st, dl, k in zip(pos, spec.stride, spec.dilation, spec.kernel_size, strict=True)
+        )
+        window = xp[(slice(None), slice(None), *field)].reshape(n, g, cg * taps)
+        y = np.matmul(np.swapaxes(window, 0, 1), wt)  # (G, N, Og)
+        where: tuple[Any, ...] = (slice(None), slice(None), *pos)
+        out[where] = np.swapaxes(y, 0, 1).reshape(n, g * og)
+    if bias is not None:
+        out += bias.reshape(-1, *(1,) * spec.ndim)
+    return out
+
+
+def _im2col(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, scratch: Scratch
+) -> np.ndarray:
     g = spec.groups
     cg, og = spec.in_channels // g, spec.out_channels // g
     kernel, out_size = spec.kernel_size, spec.output_size
     taps = math.prod(kernel)
-    xp = _padded(x, spec)
+    xp = _padded(x, spec, scratch)
     wm = weight.reshape(g, og, cg * taps)
     out = np.empty(spec.output_shape, dtype=x.dtype)
 
@@ -129,7 +196,7 @@ def conv(
         ),
         default=0,
     )
-    buffer = _workspace("columns", (spec.in_channels * taps * largest,), x.dtype)
+    buffer = scratch((spec.in_channels * taps * largest,), x.dtype)
     for n0, n1, lo, hi in chunks:
         nb, block = n1 - n0, tuple(b - a for a, b in zip(lo, hi, strict=True))
         cols = buffer[: spec.in_channels * taps * nb * math.prod(block)]
@@ -167,14 +234,31 @@ _pools: dict[int, ThreadPoolExecutor] = {}
 
 
 def depthwise(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, threads: int = 1
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    spec: ConvSpec,
+    threads: int | None = None,
 ) -> np.ndarray:
     """A depthwise layer (``groups == C_in == C_out``) as memory-bound work: no matrix
     product to feed, so each output slab (one sample, a few channels, sized to stay in
     cache) accumulates its kernel taps one multiply-add at a time, each tap scaling a
     shifted view of the padded input by one weight per channel. Slabs are spread over
-    ``threads`` threads (NumPy releases the GIL in these loops)."""
-    xp = _padded(x, spec)
+    ``threads`` threads, by default the call's ``threads`` setting, else every core (NumPy releases the GIL in these
+    loops; the pool is convkit's own, so no library's thread count changes)."""
+    with _scratch() as scratch:
+        return _depthwise(x, weight, bias, spec, scratch, threads)
+
+
+def _depthwise(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    spec: ConvSpec,
+    scratch: Scratch,
+    threads: int | None = None,
+) -> np.ndarray:
+    xp = _padded(x, spec, scratch)
     out = np.empty(spec.output_shape, dtype=x.dtype)
     n, c = spec.batch, spec.out_channels
     per_channel = math.prod(spec.output_size) * x.itemsize
@@ -202,7 +286,7 @@ def depthwise(
                     np.multiply(xp[where], scale, out=scratch)
                     acc += scratch
 
-    workers = max(1, min(threads, len(slabs)))
+    workers = max(1, min(threads or current() or cores(), len(slabs)))
     if workers == 1:
         run(slabs)
     else:

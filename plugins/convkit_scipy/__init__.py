@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import types
@@ -55,14 +56,10 @@ class ScipyBackend(Backend):
     def loaded(self) -> bool:
         return "scipy.signal" in sys.modules
 
-    workers = -1
-    """SciPy FFT worker threads (``-1``: all cores), from the ``threads`` setting."""
-
-    def set_threads(self, threads: int) -> None:
+    def limit_threads(self, threads: int) -> contextlib.AbstractContextManager[None]:
         from convkit.threads import limit_blas
 
-        limit_blas(threads)
-        self.workers = threads
+        return limit_blas(threads)  # SciPy's FFT workers read convkit.threads.current()
 
     def asarray(self, obj: Any, dtype: str, options: Mapping[str, Any]) -> np.ndarray:
         return np.asarray(obj, dtype=dtype)
@@ -78,7 +75,7 @@ class ScipyBackend(Backend):
 
         names = ("rfftn", "irfftn", "fftn", "ifftn")
         return types.SimpleNamespace(
-            **{n: functools.partial(getattr(scipy.fft, n), workers=self.workers) for n in names}
+            **{n: functools.partial(getattr(scipy.fft, n), workers=_workers()) for n in names}
         )
 
     def pad(self, x: np.ndarray, padding: tuple[tuple[int, int], ...], mode: str) -> np.ndarray:
@@ -109,6 +106,14 @@ class ScipyBackend(Backend):
         from convkit_scipy import ops
 
         return ops.convolve(in1, in2, spec, method)
+
+
+def _workers() -> int:
+    """SciPy FFT worker threads: the call's ``threads`` setting, else every core (the
+    count is an argument of each call, so no process setting changes)."""
+    from convkit.threads import cores, current
+
+    return current() or cores()
 
 
 @convkit.hookimpl

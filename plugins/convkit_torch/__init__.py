@@ -3,8 +3,10 @@ CUDA, any d; ``torchaudio.functional`` for batched 1-D signals."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -47,8 +49,18 @@ class TorchBackend(Backend):
     )
     """Built-in rates on a CUDA device (an H100-class GPU, transfers included roughly);
     ``convkit calibrate`` measures the device at hand."""
-    requires = ("torch", "array_api_compat")
+    requires = ("torch", "torchaudio", "array_api_compat")
     install_hint = "pip install 'convkit[torch]'"
+
+    def unavailable_reason(self) -> str | None:
+        """Beyond finding the modules: torch and torchaudio load together and one of
+        torchaudio's compiled operations runs. torchaudio ships a library built against
+        one torch ABI; with another torch it imports no further than that library
+        (``undefined symbol``), which ``pip check`` does not notice."""
+        missing = super().unavailable_reason()
+        if missing is not None:
+            return missing
+        return _load_problem()
 
     def owns(self, obj: object) -> bool:
         torch = sys.modules.get("torch")  # a tensor exists only if torch was imported
@@ -71,10 +83,16 @@ class TorchBackend(Backend):
         device = str(options.get("device") or "cpu")
         return self.cuda_costs if device.startswith("cuda") else self.capabilities.costs
 
-    def set_threads(self, threads: int) -> None:
+    @contextlib.contextmanager
+    def limit_threads(self, threads: int) -> Iterator[None]:
         import torch
 
+        before = torch.get_num_threads()
         torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def dtype_name(self, obj: Any) -> str:
         return str(obj.dtype).removeprefix("torch.")
@@ -144,6 +162,37 @@ class TorchBackend(Backend):
         ):
             return ops.torchaudio_convolve(in1, in2, spec, method)
         return super().convolve(in1, in2, spec, method, options)
+
+
+def _load_problem() -> str | None:
+    """Why torch and torchaudio cannot run here together (``None``: they can): import
+    both and run one compiled torchaudio operation (an IIR filter, ``lfilter``) on a
+    few samples, comparing it with the answer worked by hand."""
+    try:
+        import torch
+        import torchaudio
+        import torchaudio.functional as AF
+
+        # y[t] = x[t] + 0.5 y[t-1] on an impulse: 1, 0.5, 0.25, 0.125
+        y = AF.lfilter(
+            torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64),
+            a_coeffs=torch.tensor([1.0, -0.5], dtype=torch.float64),
+            b_coeffs=torch.tensor([1.0, 0.0], dtype=torch.float64),
+            clamp=False,
+        )
+        if y.tolist() != [1.0, 0.5, 0.25, 0.125]:
+            return f"torchaudio {torchaudio.__version__}'s lfilter returned {y.tolist()}"
+    except Exception as exc:
+        versions = []
+        for dist in ("torch", "torchaudio"):
+            with contextlib.suppress(Exception):
+                versions.append(f"{dist} {importlib.metadata.version(dist)}")
+        return (
+            f"torchaudio does not load with this torch ({', '.join(versions)}): "
+            f"{type(exc).__name__}: {exc}; install a matching pair with "
+            f"pip install 'convkit[torch]'"
+        )
+    return None
 
 
 @convkit.hookimpl

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from convkit import xpsignal
+from convkit.padding import pad
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
@@ -99,7 +100,7 @@ def conv(
     padding = spec.padding
     if spec.padding_mode == "zeros" and spec.ndim <= 3 and all(lo == hi for lo, hi in padding):
         native_pad, padding = tuple(lo for lo, _ in padding), ((0, 0),) * spec.ndim
-    x = xpsignal.pad(array_api_compat.torch, x, padding, spec.padding_mode)
+    x = pad(array_api_compat.torch, x, padding, spec.padding_mode)
     if native_pad:
         return _CONV[spec.ndim](
             x, weight, bias, spec.stride, native_pad, spec.dilation, spec.groups
