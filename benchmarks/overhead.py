@@ -71,11 +71,11 @@ def run(rounds: int, calls: int, calibrated: bool) -> dict[str, float]:
         store = textwrap.dedent(
             """
             import convkit as ck
-            from convkit import calibration
+            from convkit import calibration, plugins
             models, versions = {}, {}
             for info in ck.list_backends():
                 if info.available:
-                    b = ck.api.registered_backend(info.name)
+                    b = plugins.host().registry.get(info.name)
                     key = calibration.model_key(info.name, {})
                     models[key] = b.cost_model({})
                     versions[key] = calibration._version(b)

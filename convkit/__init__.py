@@ -7,10 +7,11 @@
 (1, 1, 2, 2)
 """
 
-from convkit.api import (
-    BackendError,
-    BackendUnavailableError,
-    MethodChoice,
+from convkit.backend import Backend, BackendInfo, Capabilities
+from convkit.checks import BackendUnavailableError
+from convkit.dispatch import BackendError
+from convkit.hookspecs import hookimpl
+from convkit.ops import (
     choose_conv_method,
     choose_method,
     conv,
@@ -22,9 +23,8 @@ from convkit.api import (
     get_backend,
     list_backends,
 )
-from convkit.backend import Backend, BackendInfo, Capabilities
-from convkit.hookspecs import hookimpl
 from convkit.padding import PADDING_MODES
+from convkit.planner import MethodChoice
 from convkit.plugins import PluginWarning
 from convkit.selection import ConfigError, Selection, set_backend, use_backend
 from convkit.spec import ConvSpec

@@ -10,7 +10,6 @@ import, so ``import convkit`` and ``convkit backends`` stay fast.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,15 +17,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from convkit import xpsignal
+from convkit.algorithms import direct, fft, vjp
 from convkit.costs import CostModel
-from convkit.padding import PADDING_MODES
+from convkit.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES
+from convkit.padding import PADDING_MODES, pad_numpy
 from convkit.padding import pad as xp_pad
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
-FLOAT_DTYPES = ("float32", "float64")
-COMPLEX_DTYPES = ("complex64", "complex128")
+_DTYPE_NAMES: dict[Any, str] = {}
 
 
 @dataclass(frozen=True)
@@ -99,13 +98,21 @@ class Backend:
         return None
 
     def owns(self, obj: object) -> bool:
-        """Whether ``obj`` is an array of this backend's own type."""
+        """Whether ``obj`` is an array of this backend's own type. The answer must
+        depend on the type alone: the core remembers it per type."""
         raise NotImplementedError
 
     def dtype_name(self, obj: Any) -> str:
         """The NumPy name of the dtype of an array this backend owns (``'float32'``):
         kind and size only, so a big-endian ``>f8`` is ``'float64'`` too."""
-        return np.dtype(obj.dtype).name
+        dtype = obj.dtype
+        try:
+            return _DTYPE_NAMES[dtype]
+        except (KeyError, TypeError):  # looked up once per dtype: .name is slow
+            name = np.dtype(dtype).name
+            with contextlib.suppress(TypeError):
+                _DTYPE_NAMES[dtype] = name
+            return name
 
     def asarray(self, obj: Any, dtype: str, options: Mapping[str, Any]) -> Any:
         """Convert a NumPy array, or an array of this backend's type, to this backend's
@@ -197,13 +204,14 @@ class Backend:
         backend's type and one dtype, with ``method`` ``"direct"`` or ``"fft"``; returns
         ``spec.output_shape``.
 
-        The default computes the direct method as one grouped :meth:`conv` and the FFT
-        method with :mod:`convkit.xpsignal` on :meth:`namespace`.
+        The default computes the direct method as one grouped :meth:`conv`
+        (:func:`convkit.algorithms.direct.direct_convolve`) and the FFT method by
+        :func:`convkit.algorithms.fft.fft_convolve` on :meth:`namespace`.
         """
         xp = self.namespace()
         if method == "fft":
-            return xpsignal.fft_convolve(xp, in1, in2, spec, self.fft_module())
-        return xpsignal.direct_convolve(xp, self._conv_fn(options), in1, in2, spec)
+            return fft.fft_convolve(xp, in1, in2, spec, self.fft_module())
+        return direct.direct_convolve(xp, direct.conv_fn(self, options), in1, in2, spec)
 
     def conv(
         self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
@@ -234,12 +242,13 @@ class Backend:
         """``(grad_x, grad_weight, grad_bias)`` of :meth:`conv` for ``grad_out``.
 
         The default derives all three from the forward operation
-        (:func:`convkit.xpsignal.conv_vjp`): a backend that passes the conformance suite
-        trains without a backward of its own. A backend may override with a native one.
+        (:func:`convkit.algorithms.vjp.conv_vjp`): a backend that passes the conformance
+        suite trains without a backward of its own. A backend may override with a
+        native one.
         """
-        return xpsignal.conv_vjp(
+        return vjp.conv_vjp(
             self.namespace(),
-            self._conv_fn(options),
+            direct.conv_fn(self, options),
             lambda a: self.pad(a, spec.padding, spec.padding_mode),
             x,
             weight,
@@ -252,84 +261,43 @@ class Backend:
         self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
     ) -> Any:
         """The adjoint of :meth:`conv` with respect to its input: ``spec`` describes the
-        forward ``conv`` whose output has ``x``'s shape; returns its input's shape."""
-        xp = self.namespace()
-        y = xpsignal.unpad_adjoint(
-            xp, xpsignal.conv_input_grad(xp, self._conv_fn(options), x, weight, spec), spec
-        )
-        if bias is not None:
-            y = y + xp.reshape(bias, (-1, *(1,) * spec.ndim))
-        return y
-
-    def _conv_fn(self, options: Mapping[str, Any]) -> xpsignal.ConvFn:
-        """This backend's ``conv`` without bias, each call by its cheaper method, for the
-        algorithms built on it. Dilation and groups it does not declare are rewritten:
-        a dilated kernel becomes a larger one with zeros between the taps, and a grouped
-        call one call per group."""
-        from convkit import calibration
-
-        caps = self.capabilities
-        xp = self.namespace()
-        model = calibration.cost_model(self, options)
-
-        def conv(x: Any, w: Any, spec: ConvSpec) -> Any:
-            if not caps.dilation and any(d > 1 for d in spec.dilation):
-                w = xpsignal.dilate(xp, w, spec.dilation)
-                spec = dataclasses.replace(
-                    spec, kernel_size=spec.kernel_extent, dilation=(1,) * spec.ndim
-                )
-            if not caps.groups and spec.groups > 1:
-                cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
-                one = dataclasses.replace(spec, in_channels=cg, out_channels=og, groups=1)
-                parts = [
-                    conv(x[:, g * cg : (g + 1) * cg], w[g * og : (g + 1) * og], one)
-                    for g in range(spec.groups)
-                ]
-                return xp.concat(parts, axis=1)
-            method = "fft" if model.conv_fft(spec) < model.conv_direct(spec) else "direct"
-            return self.conv(x, w, None, dataclasses.replace(spec, method=method), options)
-
-        return conv
+        forward ``conv`` whose output has ``x``'s shape; returns its input's shape
+        (default: :func:`convkit.algorithms.vjp.conv_transpose`)."""
+        conv = direct.conv_fn(self, options)
+        return vjp.conv_transpose(self.namespace(), conv, x, weight, bias, spec)
 
     def conv_fft(
         self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
     ) -> Any:
-        """The FFT method of :meth:`conv`: pad, then :func:`convkit.xpsignal.fft_conv`.
+        """The FFT method of :meth:`conv`, for any backend
+        (:func:`convkit.algorithms.fft.conv_fft`): pad, transform input and weights, sum
+        the channels per frequency, invert; one channel per group goes to
+        :meth:`convolve`, which may use overlap-add."""
+        return fft.conv_fft(self, x, weight, bias, spec, options)
 
-        With one input and one output channel per group (a single-channel image or
-        signal, or a depthwise layer) there is no channel sum: each channel is a
-        correlation with its own kernel, so the call goes to this backend's
-        :meth:`convolve`, which may use overlap-add when the input is much longer than
-        the kernel."""
-        xp = self.namespace()
-        xpad = self.pad(x, spec.padding, spec.padding_mode)
-        if spec.in_channels == spec.groups == spec.out_channels and spec.batch > 0:
-            return self._fft_per_channel(xp, xpad, weight, bias, spec, options)
-        return xpsignal.fft_conv(xp, xpad, weight, bias, spec, self.fft_module())
 
-    def _fft_per_channel(
-        self,
-        xp: Any,
-        xpad: Any,
-        weight: Any,
-        bias: Any | None,
-        spec: ConvSpec,
-        options: Mapping[str, Any],
-    ) -> Any:
-        if any(d > 1 for d in spec.dilation):
-            weight = xpsignal.dilate(xp, weight, spec.dilation)
-        kernel = xp.reshape(weight, (1, spec.out_channels, *weight.shape[2:]))
-        if xp.isdtype(kernel.dtype, "complex floating"):
-            kernel = xp.conj(kernel)  # correlate conjugates its second input; conv does not
-        axes = tuple(range(2, 2 + spec.ndim))
-        sig = SignalSpec.build(
-            tuple(xpad.shape), tuple(kernel.shape), "valid", axes, correlate=True
-        )
-        y = self.convolve(xpad, kernel, sig, "fft", options)
-        y = y[(slice(None), slice(None), *(slice(None, None, s) for s in spec.stride))]
-        if bias is not None:
-            y = y + xp.reshape(bias, (-1, *(1,) * spec.ndim))
-        return y
+class NumpyArrays:
+    """Array conversion for a backend that computes on NumPy arrays (mix in before
+    :class:`Backend`): inputs become NumPy arrays of the call's dtype, results go back
+    as they are, and padding is :func:`numpy.pad` in convkit's modes.
+
+    >>> class Mine(NumpyArrays, Backend):
+    ...     name = "mine"
+    >>> Mine().asarray([1, 2], "float32", {}).dtype
+    dtype('float32')
+    """
+
+    def asarray(self, obj: Any, dtype: str, options: Mapping[str, Any]) -> np.ndarray:
+        return np.asarray(obj, dtype=dtype)
+
+    def to_numpy(self, obj: Any) -> np.ndarray:
+        return np.asarray(obj)
+
+    def restore(self, obj: Any, like: Any) -> np.ndarray:
+        return np.asarray(obj)
+
+    def pad(self, x: np.ndarray, padding: tuple[tuple[int, int], ...], mode: str) -> np.ndarray:
+        return pad_numpy(x, padding, mode)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """``convkit bench``: convkit's backends and methods against the peers, timed in one run.
 
+Why this module is long: the workloads, their peers in other libraries, the interleaved
+timing and memory probe, and the report are one pipeline that the command, the
+calibration and the benchmark scripts share; each part is a few short functions.
+
 Every workload is timed for each available convkit backend and method and for the peer
 libraries that compute the same thing, interleaved in rounds (these machines are noisy);
 the report gives the median, the ratio to the best peer, effective GFLOP/s, the fraction

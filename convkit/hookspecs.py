@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from convkit.plugins import BackendRegistry, KernelRegistry
+    from convkit.registry import BackendRegistry, KernelRegistry
 
 PROJECT_NAME = "convkit"
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from convkit import plugins, selection
 from convkit.backend import Backend
+from convkit.registry import installed
 
 CONVERT_SECONDS = 1e-5
 """Estimated cost of handing host arrays to a backend other than their owner (a view,
@@ -84,15 +85,9 @@ def candidates(
         backend = registry.get(name)
         if backend is None or backend is owner or not backend.capabilities.host_arrays:
             continue
-        if plugins.installed(backend):  # the full check runs if it is picked
+        if installed(backend):  # the full check runs if it is picked
             found.append(backend)
     return found
-
-
-def unavailable_reason(backend: Backend) -> str | None:
-    """Why ``backend`` cannot run here (``None``: it can), checked once per process
-    (:func:`convkit.plugins.unavailable_reason`)."""
-    return plugins.unavailable_reason(backend)
 
 
 def plan(

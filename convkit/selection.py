@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import stat
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -242,13 +243,12 @@ def find_config_file(start: Path | None = None) -> tuple[Path, bool] | None:
     # os.path rather than pathlib: this runs on every call that reaches level 5
     directory = os.path.abspath(start) if start is not None else os.getcwd()
     while True:
-        candidate = os.path.join(directory, "convkit.toml")
-        if os.path.isfile(candidate):
+        prefix = directory if directory.endswith(os.sep) else directory + os.sep
+        candidate = prefix + "convkit.toml"
+        if _is_file(candidate):
             return Path(candidate), False
-        candidate = os.path.join(directory, "pyproject.toml")
-        if os.path.isfile(candidate) and "convkit" in _read_toml_cached(Path(candidate)).get(
-            "tool", {}
-        ):
+        candidate = prefix + "pyproject.toml"
+        if _is_file(candidate) and "convkit" in _read_toml_cached(Path(candidate)).get("tool", {}):
             return Path(candidate), True
         parent = os.path.dirname(directory)
         if parent == directory:
@@ -256,13 +256,21 @@ def find_config_file(start: Path | None = None) -> tuple[Path, bool] | None:
         directory = parent
 
 
+def _is_file(path: str) -> bool:
+    """``os.path.isfile`` without its generic path handling (this runs on every call)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 _toml_cache: dict[tuple[str, int, int], dict[str, Any]] = {}
 
 
 def _read_toml_cached(path: Path) -> dict[str, Any]:
     """:func:`_read_toml`, re-read only when the file's mtime or size changes."""
-    stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    info = path.stat()
+    key = (str(path), info.st_mtime_ns, info.st_size)
     if key not in _toml_cache:
         _toml_cache[key] = _read_toml(path)
     return _toml_cache[key]
@@ -274,8 +282,8 @@ def load_config(start: Path | None = None) -> Config | None:
     if found is None:
         return None
     path, is_pyproject = found
-    stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    info = path.stat()
+    key = (str(path), info.st_mtime_ns, info.st_size)
     if key not in _cache:
         _cache[key] = _parse_config(path, is_pyproject)
     return _cache[key]

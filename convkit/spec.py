@@ -177,6 +177,92 @@ class ConvSpec:
         return spec
 
 
+def transpose_spec(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    bias_shape: tuple[int, ...] | None = None,
+    *,
+    stride: object = 1,
+    padding: object = 0,
+    output_padding: object = 0,
+    dilation: object = 1,
+    groups: object = 1,
+) -> ConvSpec:
+    """The forward :class:`ConvSpec` whose adjoint a ``conv_transpose`` of an input of
+    ``x_shape`` (``(N, C_in, *S)`` or unbatched ``(C_in, *S)``) with a weight of
+    ``w_shape`` (``(C_in, C_out // groups, *K)``) computes: its input is the
+    transpose's (batched) output. Every error names the argument.
+
+    >>> spec = transpose_spec((1, 1, 3), (1, 1, 2), stride=2)
+    >>> spec.input_size, spec.output_size
+    ((6,), (3,))
+    """
+    if len(w_shape) < 3:
+        raise ValueError(
+            f"weight must have shape (C_in, C_out // groups, *kernel_size); got "
+            f"weight.shape={w_shape}"
+        )
+    d = len(w_shape) - 2
+    given = x_shape
+    if len(x_shape) == d + 1:
+        x_shape = (1, *x_shape)
+    if len(x_shape) != d + 2:
+        raise ValueError(
+            f"x has {len(given)} dimensions but weight.shape={w_shape} has {d} spatial "
+            f"dimension(s); expected (N, C_in, *S) or (C_in, *S)"
+        )
+    if x_shape[1] != w_shape[0]:
+        raise ValueError(
+            f"x has C_in={x_shape[1]} channels (x.shape={given}) but weight.shape="
+            f"{w_shape} expects C_in={w_shape[0]}"
+        )
+    if not _is_int(groups) or groups < 1 or x_shape[1] % groups:  # type: ignore[operator]
+        raise ValueError(
+            f"groups={groups!r} must be a positive divisor of C_in={x_shape[1]} (the "
+            f"channels of x); the output gets C_out = weight.shape[1] * groups channels"
+        )
+    if isinstance(padding, str):
+        raise ValueError(
+            f"padding={padding!r}: conv_transpose takes an int, one int per dimension or "
+            f"(low, high) pairs, as the conv it is the adjoint of"
+        )
+    strides = per_dim("stride", stride, d)
+    dilations = per_dim("dilation", dilation, d)
+    pads = explicit_padding(padding, d)
+    out_pad = per_dim("output_padding", output_padding, d, minimum=0)
+    size = []
+    for i, (s_in, k, st, dl, (lo, hi), op) in enumerate(
+        zip(x_shape[2:], w_shape[2:], strides, dilations, pads, out_pad, strict=True)
+    ):
+        if op >= max(st, dl):
+            raise ValueError(
+                f"output_padding must be smaller than max(stride, dilation) in every "
+                f"dimension; got output_padding={output_padding!r} with stride="
+                f"{stride!r}, dilation={dilation!r} (dimension {i})"
+            )
+        n = (s_in - 1) * st - lo - hi + (k - 1) * dl + 1 + op
+        if n < 1:
+            raise ValueError(
+                f"conv_transpose would produce {n} positions in spatial dimension {i} "
+                f"(x.shape={given}, padding={padding!r}); expected at least 1"
+            )
+        size.append(n)
+    assert isinstance(groups, int)
+    spec = ConvSpec.build(
+        (x_shape[0], w_shape[1] * groups, *size),
+        w_shape,
+        stride=stride,  # type: ignore[arg-type]
+        padding=padding,  # type: ignore[arg-type]
+        dilation=dilation,  # type: ignore[arg-type]
+        groups=groups,
+    )
+    if bias_shape is not None and bias_shape != (spec.in_channels,):
+        raise ValueError(
+            f"bias must have shape (C_out,) = ({spec.in_channels},); got bias.shape={bias_shape}"
+        )
+    return spec
+
+
 def same_padding(
     size: Sequence[int],
     kernel_size: Sequence[int],

@@ -115,11 +115,12 @@ def current() -> int | None:
 
 
 @contextlib.contextmanager
-def limited(backend: Backend, config: Config | str | None = None) -> Iterator[None]:
-    """Run a call of ``backend`` with the ``threads`` setting, if one is set; the
-    libraries' own counts are restored afterwards. Without a setting nothing is
-    touched."""
-    threads = get_threads(config)[0]
+def limited(backend: Backend, threads: int | None = None) -> Iterator[None]:
+    """Run a call of ``backend`` with ``threads`` threads (by default the ``threads``
+    setting, if one is set); the libraries' own counts are restored afterwards. Without
+    a count nothing is touched."""
+    if threads is None:
+        threads = get_threads()[0]
     if threads is None:
         yield
         return

@@ -16,7 +16,7 @@ import pytest
 from support import run_python
 
 import convkit as ck
-from convkit import bench, calibration
+from convkit import bench, calibrate, calibration
 from convkit.costs import CostModel
 from convkit.planner import CONVERT_SECONDS
 from convkit.spec import ConvSpec
@@ -210,7 +210,7 @@ def _store(models: dict, machine: dict | None = None, fmt: int = calibration.FOR
 def test_stored_rates_apply_only_to_the_same_backend_version() -> None:
     fast = dataclasses.asdict(CostModel(mac_rate=1e15, tap_rate=1e15, call_overhead=0.0))
     spec = ConvSpec.build((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
-    numpy_backend = ck.api.registered_backend("numpy")
+    numpy_backend = ck.checks.registered_backend("numpy")
     _store({"numpy:cpu": {"version": "0.0.0-other", "rates": fast}})
     assert not calibration.is_calibrated(numpy_backend, {})
     version = next(b.version for b in ck.list_backends() if b.name == "numpy")
@@ -255,7 +255,7 @@ def test_saving_keeps_the_other_backends_entries() -> None:
 
 
 def test_calibrating_an_unknown_backend_is_reported() -> None:
-    models, _, failures = calibration.calibrate(["nonesuch"], quick=True)
+    models, _, failures = calibrate.calibrate(["nonesuch"], quick=True)
     assert models == {} and failures == {"nonesuch": "not an available backend"}
 
 

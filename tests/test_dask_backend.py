@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 
 import convkit as ck
-from convkit.api import check_selection, registered_backend
+from convkit.checks import check_selection, registered_backend
 from convkit.cli import main as cli_main
 from convkit.padding import PADDING_MODES
 from convkit.testing import assert_close, reference_conv
 from convkit.testing.conformance import BackendConformance
 
-da = pytest.importorskip("dask.array", reason="the dask backend needs pip install 'convkit[dask]'")
-distributed = pytest.importorskip("distributed", reason="needs pip install 'convkit[dask]'")
-zarr = pytest.importorskip("zarr", reason="needs pip install 'convkit[dask]'")
+da = pytest.importorskip("dask.array", reason="the dask backend needs pip install -e '.[dask]'")
+distributed = pytest.importorskip("distributed", reason="needs pip install -e '.[dask]'")
+zarr = pytest.importorskip("zarr", reason="needs pip install -e '.[dask]'")
 
 from convkit_dask import ops, settings  # noqa: E402
 
@@ -377,7 +377,7 @@ def test_unavailable_without_dask_says_how_to_install() -> None:
         requires = ("dask_not_installed_here",)
 
     assert Missing().unavailable_reason() == (
-        "missing module(s) dask_not_installed_here; install it with pip install 'convkit[dask]'"
+        "missing module(s) dask_not_installed_here; install it with pip install -e '.[dask]' in the convkit checkout"
     )
 
 

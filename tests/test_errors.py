@@ -169,9 +169,12 @@ def test_missing_dependency_says_what_to_install() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "available: False" in out
-    assert "reason: missing module(s) torch; install it with pip install 'convkit[torch]'" in out
     assert (
-        "error: backend 'torch' (selected by argument) is not available: missing module(s) torch; install it with pip install 'convkit[torch]'"
+        "reason: missing module(s) torch; install it with pip install -e '.[torch]' in the convkit checkout"
+        in out
+    )
+    assert (
+        "error: backend 'torch' (selected by argument) is not available: missing module(s) torch; install it with pip install -e '.[torch]' in the convkit checkout"
         in out
     )
 

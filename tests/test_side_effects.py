@@ -96,7 +96,7 @@ SCOPED_PROBE = """
     try:
         import torch
         torch.set_num_threads(2)
-        backend = ck.api.registered_backend("torch")
+        backend = ck.checks.registered_backend("torch")
         with threads.limited(backend):
             seen["torch_during"] = torch.get_num_threads()
         ck.conv(x, w, backend="torch")
@@ -192,12 +192,12 @@ def test_calls_do_not_search_for_modules_once_a_calibration_file_exists(tmp_path
         import importlib.util, json
         import numpy as np
         import convkit as ck
-        from convkit import api, calibration
+        from convkit import calibration, checks
 
         models, versions = {}, {}
         for info in ck.list_backends():
             if info.available:
-                b = api.registered_backend(info.name)
+                b = checks.registered_backend(info.name)
                 key = calibration.model_key(info.name, {})
                 models[key], versions[key] = b.cost_model({}), calibration._version(b)
         calibration.save(models, versions)

@@ -120,7 +120,7 @@ def test_the_installed_torchaudio_runs_a_compiled_operation() -> None:
         clamp=False,
     )
     np.testing.assert_allclose(y.numpy(), scipy.signal.lfilter(b, a, x), rtol=1e-12, atol=1e-12)
-    assert ck.api.registered_backend("torch").unavailable_reason() is None
+    assert ck.checks.registered_backend("torch").unavailable_reason() is None
 
 
 BROKEN_TORCHAUDIO = """
@@ -151,7 +151,7 @@ def test_a_torchaudio_that_does_not_load_makes_the_torch_backend_unavailable(tmp
         print("auto:", float(y[2000]))
         try:
             ck.convolve(np.ones(64), np.ones(5), backend="torch")
-        except ck.api.BackendUnavailableError as exc:
+        except ck.BackendUnavailableError as exc:
             print("selected:", exc)
     """
     result = run_python(code, site=tmp_path)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from convkit import api, plugins
+from convkit import checks, ops, plugins
 from convkit.fileio import atomic_directory, atomic_path
 
 FORMATS = (".zarr", ".npy")
@@ -87,13 +87,13 @@ def filter_file(
     if k.ndim != 2:
         raise ValueError(f"an image kernel must be 2-d; got shape {k.shape}")
     dtype = str(arr.dtype) if np.dtype(arr.dtype).kind == "f" else "float32"
-    sel = api.get_backend(backend)
-    api.check_selection(sel)
+    sel = ops.get_backend(backend)
+    checks.check_selection(sel)
     owner = None if sel.name == "auto" else plugins.host().registry.get(sel.name)
     x = np.asarray(arr, dtype=dtype) if owner is None else owner.asarray(arr, dtype, sel.options)
     planes = x[None, None] if len(arr.shape) == 2 else x[:, None]
     weight = np.ascontiguousarray(k[::-1, ::-1][None, None], dtype=dtype)
-    y = api.conv(planes, weight, padding="same", padding_mode=padding_mode, backend=backend)
+    y = ops.conv(planes, weight, padding="same", padding_mode=padding_mode, backend=backend)
     y = y[0, 0] if len(arr.shape) == 2 else y[:, 0]
     chunks = _out_chunks(arr, np.dtype(dtype).itemsize)
     bands = _bands(tuple(arr.shape), chunks, np.dtype(dtype).itemsize, band_bytes)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from convkit import api
+from convkit import ops
 from convkit.fileio import atomic_output
 
 FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
@@ -79,7 +79,7 @@ def fir_filter(data: Any, taps: Any, *, backend: str | None = None) -> np.ndarra
     h = np.asarray(taps)
     if x.ndim != 2 or h.ndim != 1:
         raise ValueError(f"expected (channels, time) data and 1-d taps; got {x.shape}, {h.shape}")
-    y = api.convolve(x, h[None].astype(x.dtype), "full", axes=-1, backend=backend)
+    y = ops.convolve(x, h[None].astype(x.dtype), "full", axes=-1, backend=backend)
     return np.asarray(y)[:, : x.shape[1]]  # causal: output[t] uses input up to t
 
 

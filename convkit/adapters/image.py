@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from convkit import api
+from convkit import ops
 from convkit.fileio import atomic_output
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -169,5 +169,5 @@ def filter(
     if k.ndim != 2:
         raise ValueError(f"an image kernel must be 2-d; got shape {k.shape}")
     weight = k[::-1, ::-1][None, None].astype(img.dtype if img.dtype.kind == "f" else np.float32)
-    y = api.conv(img[:, None], weight, padding="same", padding_mode=padding_mode, backend=backend)
+    y = ops.conv(img[:, None], weight, padding="same", padding_mode=padding_mode, backend=backend)
     return np.asarray(y)[:, 0]

@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from convkit.hookspecs import hookimpl
+from convkit.registry import KernelRegistry
+
 
 @dataclass(frozen=True)
 class KernelSpec:
@@ -124,18 +127,31 @@ KERNELS: dict[str, KernelSpec] = {
 }
 
 
+CONVKIT_PLUGIN_API = 1
+"""This module is the built-in kernels' plugin: it registers :data:`KERNELS` through
+the same hook, and the same entry-point group, as a third-party plugin would."""
+
+
+@hookimpl
+def convkit_add_kernels(registry: KernelRegistry) -> None:
+    """Register the built-in kernels."""
+    for spec in KERNELS.values():
+        registry.add(spec.name, spec.domain, spec.build, spec.doc)
+
+
 def available() -> dict[str, KernelSpec]:
-    """The built-in kernels and those plugins contributed (``convkit_add_kernels``)."""
+    """Every registered kernel: the built-ins and those plugins contributed
+    (``convkit_add_kernels``)."""
     from convkit import plugins
 
     contributed = plugins.host().kernels
-    extra = {}
+    found = {}
     for name in contributed.names():
         entry = contributed.get(name)
         if entry is not None:
             doc = entry.doc or f"from plugin {entry.plugin!r}"
-            extra[name] = KernelSpec(name, entry.domain, entry.build, doc)
-    return {**KERNELS, **extra}
+            found[name] = KernelSpec(name, entry.domain, entry.build, doc)
+    return found
 
 
 def parse(text: str) -> tuple[str, dict[str, Any]]:

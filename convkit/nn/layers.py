@@ -1,4 +1,9 @@
-"""Layers: convolution, and the few others a small conv net needs."""
+"""Layers: convolution, and the few others a small conv net needs.
+
+Why this module is long: each layer keeps its forward and backward passes side by side
+(as autograd keeps a primitive beside its vector-Jacobian product), and the conv layers'
+parameter checks mirror PyTorch's; the layers share helpers and no layer is long.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from convkit import api
+from convkit import ops
 from convkit.nn.module import Module, Parameter
 from convkit.padding import canonical_padding_mode
 from convkit.spec import explicit_padding, per_dim
@@ -120,12 +125,12 @@ class ConvNd(Module):
     def forward(self, x: Any) -> np.ndarray:
         self._x = np.asarray(x)
         b = None if self.bias is None else self.bias.value
-        return np.asarray(api.conv(self._x, self.weight.value, b, **self._kwargs()))
+        return np.asarray(ops.conv(self._x, self.weight.value, b, **self._kwargs()))
 
     def backward(self, grad_out: Any) -> np.ndarray:
         _need_forward(self, self._x)
         assert self._x is not None
-        gx, gw, gb = api.conv_vjp(
+        gx, gw, gb = ops.conv_vjp(
             self._x,
             self.weight.value,
             np.asarray(grad_out),

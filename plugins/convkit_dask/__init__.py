@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 import convkit
-from convkit import xpsignal
+from convkit.algorithms import direct, integers
 from convkit.backend import Backend, Capabilities
 from convkit.costs import CostModel
-from convkit.plugins import BackendRegistry
+from convkit.registry import BackendRegistry
 from convkit.selection import parse_backend
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
@@ -43,7 +43,7 @@ class DaskBackend(Backend):
         array_types=("dask.array.Array",),
     )
     requires = ("dask", "array_api_compat")
-    install_hint = "pip install 'convkit[dask]'"
+    install_hint = "pip install -e '.[dask]' in the convkit checkout"
 
     def owns(self, obj: object) -> bool:
         array = sys.modules.get("dask.array")
@@ -57,7 +57,7 @@ class DaskBackend(Backend):
             stored = getattr(obj, "chunks", None)  # a Zarr array's own chunks
             if chunks == "auto" and isinstance(stored, tuple) and len(stored) == obj.ndim:
                 chunks = stored
-            obj = ops.wrap(obj, chunks)
+            obj = ops.asarray(obj, chunks)
         return obj if obj.dtype == np.dtype(dtype) else obj.astype(dtype)
 
     def to_numpy(self, obj: Any) -> np.ndarray:
@@ -83,7 +83,7 @@ class DaskBackend(Backend):
 
         array = np.asarray(obj)
         chunks = like.chunks if tuple(like.shape) == array.shape else "auto"
-        return ops.wrap(array, chunks)
+        return ops.asarray(array, chunks)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         inner, source = settings.setting("inner", options)
@@ -119,12 +119,12 @@ class DaskBackend(Backend):
     def cost_model(self, options: Mapping[str, Any]) -> CostModel:
         """The rates of the local backend that computes the blocks (NumPy's for
         ``inner="auto"``, whose blocks are NumPy arrays), calibrated where measured."""
-        from convkit import api, calibration
+        from convkit import calibration, checks
 
         inner = str(settings.setting("inner", options)[0])
         name = "numpy" if inner == "auto" else parse_backend(inner, "inner")[0]
         try:
-            return calibration.cost_model(api.registered_backend(name), {})
+            return calibration.cost_model(checks.registered_backend(name), {})
         except ValueError:  # an unknown inner backend is reported by check_options
             return self.capabilities.costs
 
@@ -145,8 +145,7 @@ class DaskBackend(Backend):
 
         w = self._small(weight, "weight", options)
         b = None if bias is None else self._small(bias, "bias", options)
-        inner = str(settings.setting("inner", options)[0])
-        y = ops.conv(x, w, b, spec, inner=inner)
+        y = ops.conv(x, w, b, spec, inner=self._inner(x, w, spec, options))
         _remember(y, options)
         return y
 
@@ -165,8 +164,35 @@ class DaskBackend(Backend):
         as_float = dtype.kind in "iu" and bool(spec.conv_axes)
         if as_float:
             in1, in2 = in1.astype(np.float64), in2.astype(np.float64)
-        y = xpsignal.direct_convolve(self.namespace(), conv, in1, in2, spec)
-        return xpsignal.round_to_integers(self.namespace(), y, dtype) if as_float else y
+        y = direct.direct_convolve(self.namespace(), conv, in1, in2, spec)
+        return integers.round_to_integers(self.namespace(), y, dtype) if as_float else y
+
+    def _inner(self, x: Any, w: np.ndarray, spec: ConvSpec, options: Mapping[str, Any]) -> str:
+        """The local backend the blocks run on, resolved once for the whole graph: the
+        ``inner`` option, or under ``"auto"`` the backend ``auto`` picks for a block of
+        the first chunks' size (its NumPy arrays are host arrays any backend takes)."""
+        inner = str(settings.setting("inner", options)[0])
+        if inner != "auto":
+            return inner
+        from convkit import ops
+
+        block = tuple(int(c[0]) for c in x.chunks)
+        stand_in = np.broadcast_to(np.zeros((), dtype=x.dtype), block)
+        groups = block[1] // (spec.in_channels // spec.groups) or 1
+        weight = np.broadcast_to(
+            np.zeros((), dtype=w.dtype), (w.shape[0] // spec.groups * groups, *w.shape[1:])
+        )
+        try:
+            return ops.choose_conv_method(  # "auto" explicitly: never the ambient selection
+                stand_in,
+                weight,
+                stride=spec.stride,
+                dilation=spec.dilation,
+                groups=groups,
+                backend="auto",
+            ).backend
+        except (ValueError, TypeError):  # a block too small to plan: NumPy takes it
+            return "numpy"
 
     def _small(self, a: Any, what: str, options: Mapping[str, Any]) -> np.ndarray:
         """Weights as NumPy: they are small, and every block needs all of its groups'."""

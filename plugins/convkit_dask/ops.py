@@ -40,11 +40,11 @@ STORE_PREFIX = "convkit-from-store-"
 memmap, a Zarr array)."""
 
 
-def wrap(obj: Any, chunks: Any) -> da.Array:
+def asarray(obj: Any, chunks: Any) -> da.Array:
     """A Dask array over ``obj`` (a NumPy array, a memmap or a Zarr array), read chunk by
     chunk; its graph layer is named so :func:`from_memory` can tell where it came from.
 
-    >>> wrap(np.arange(6.0), 4).chunks
+    >>> asarray(np.arange(6.0), 4).chunks
     ((4, 2),)
     """
     in_memory = isinstance(obj, np.ndarray) and not isinstance(obj, np.memmap)
@@ -56,7 +56,7 @@ def from_memory(a: da.Array) -> bool:
     """Whether ``a`` is computed from an array the caller passed in memory (then its
     result is not bigger than what the caller already holds).
 
-    >>> from_memory(wrap(np.ones(3), 2)), from_memory(da.ones(3))
+    >>> from_memory(asarray(np.ones(3), 2)), from_memory(da.ones(3))
     (True, False)
     """
     return any(str(name).startswith(IN_MEMORY_PREFIX) for name in a.dask.layers)
@@ -243,22 +243,30 @@ def _block(
     method: str,
     inner: str,
 ) -> np.ndarray:
-    """One block: a valid ``conv`` of the groups the block holds, by ``convkit.conv`` on
-    the local backend ``inner`` (never the ambient selection)."""
-    import convkit as ck
+    """One block: a valid ``conv`` of the groups the block holds, computed by the local
+    backend ``inner`` (``name`` or ``name:device``, resolved when the graph was built)
+    directly: no selection or planning runs again per block."""
+    from convkit import checks
+    from convkit.selection import parse_backend
 
+    name, options = parse_backend(inner, "inner")
+    backend = checks.registered_backend(name)
     first = int(channel_index[0]) // group_size
     groups = x.shape[1] // group_size
     rows = slice(first * group_outputs, (first + groups) * group_outputs)
-    y = ck.conv(
-        np.asarray(x),
-        weight[rows],
-        None if bias is None else bias[rows],
+    w = weight[rows]
+    b = None if bias is None else bias[rows]
+    spec = ConvSpec.build(
+        x.shape,
+        w.shape,
+        None if b is None else b.shape,
         stride=stride,
         dilation=dilation,
         groups=groups,
-        padding=0,
         method=method,
-        backend=inner,
     )
-    return np.asarray(y)
+    dtype = np.dtype(x.dtype).name
+    xb, wb = backend.asarray(x, dtype, options), backend.asarray(w, dtype, options)
+    bb = None if b is None else backend.asarray(b, dtype, options)
+    y = backend.conv(xb, wb, bb, spec, options)
+    return np.asarray(backend.to_numpy(y))

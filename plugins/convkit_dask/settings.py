@@ -203,7 +203,7 @@ def scheduler(options: Mapping[str, Any] | None = None) -> Any:
     except ImportError as exc:
         raise SchedulerUnreachableError(
             f"scheduler={value!r} (from {source}) needs dask.distributed; install it with "
-            f"pip install 'convkit[dask]'"
+            f"pip install -e '.[dask]' in the convkit checkout"
         ) from exc
     try:
         client = Client(value, timeout=seconds, set_as_default=False)

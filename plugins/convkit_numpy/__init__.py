@@ -10,17 +10,16 @@ from typing import Any
 import numpy as np
 
 import convkit
-from convkit.backend import Backend, Capabilities
+from convkit.backend import Backend, Capabilities, NumpyArrays
 from convkit.costs import CostModel
-from convkit.padding import pad_numpy
-from convkit.plugins import BackendRegistry
+from convkit.registry import BackendRegistry
 from convkit.spec import ConvSpec
 
 CONVKIT_PLUGIN_API = 1
 """The convkit plugin API this plugin was written for."""
 
 
-class NumpyBackend(Backend):
+class NumpyBackend(NumpyArrays, Backend):
     """Pure NumPy: the padded input gathered tap by tap into a bounded column buffer
     (im2col) and contracted with one matrix product per chunk; FFTs by ``numpy.fft``."""
 
@@ -51,18 +50,6 @@ class NumpyBackend(Backend):
         from convkit.threads import limit_blas
 
         return limit_blas(threads)
-
-    def asarray(self, obj: Any, dtype: str, options: Mapping[str, Any]) -> np.ndarray:
-        return np.asarray(obj, dtype=dtype)
-
-    def to_numpy(self, obj: Any) -> np.ndarray:
-        return np.asarray(obj)
-
-    def restore(self, obj: Any, like: Any) -> np.ndarray:
-        return np.asarray(obj)
-
-    def pad(self, x: np.ndarray, padding: tuple[tuple[int, int], ...], mode: str) -> np.ndarray:
-        return pad_numpy(x, padding, mode)
 
     def conv(
         self,

@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 
 import convkit
-from convkit.backend import Backend, Capabilities
+from convkit.backend import Backend, Capabilities, NumpyArrays
 from convkit.costs import CostModel
-from convkit.padding import pad_numpy
-from convkit.plugins import BackendRegistry
+from convkit.registry import BackendRegistry
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
@@ -23,7 +22,7 @@ CONVKIT_PLUGIN_API = 1
 """The convkit plugin API this plugin was written for."""
 
 
-class ScipyBackend(Backend):
+class ScipyBackend(NumpyArrays, Backend):
     """NumPy arrays, computed by SciPy. ``convolve``/``correlate`` call
     ``scipy.signal``'s own functions (``convolve``, ``correlate``, ``fftconvolve``,
     ``oaconvolve``); ``conv``'s direct method runs ``scipy.signal.correlate`` once per
@@ -61,15 +60,6 @@ class ScipyBackend(Backend):
 
         return limit_blas(threads)  # SciPy's FFT workers read convkit.threads.current()
 
-    def asarray(self, obj: Any, dtype: str, options: Mapping[str, Any]) -> np.ndarray:
-        return np.asarray(obj, dtype=dtype)
-
-    def to_numpy(self, obj: Any) -> np.ndarray:
-        return np.asarray(obj)
-
-    def restore(self, obj: Any, like: Any) -> np.ndarray:
-        return np.asarray(obj)
-
     def fft_module(self) -> Any:
         import scipy.fft
 
@@ -77,9 +67,6 @@ class ScipyBackend(Backend):
         return types.SimpleNamespace(
             **{n: functools.partial(getattr(scipy.fft, n), workers=_workers()) for n in names}
         )
-
-    def pad(self, x: np.ndarray, padding: tuple[tuple[int, int], ...], mode: str) -> np.ndarray:
-        return pad_numpy(x, padding, mode)
 
     def conv(
         self,
@@ -93,7 +80,7 @@ class ScipyBackend(Backend):
             return self.conv_fft(x, weight, bias, spec, options)
         from convkit_scipy import ops
 
-        return ops.conv_direct(x, weight, bias, spec)
+        return ops.conv(x, weight, bias, spec)
 
     def convolve(
         self,

@@ -8,15 +8,14 @@ from typing import Any
 import numpy as np
 import scipy.signal
 
-from convkit import xpsignal
+from convkit.algorithms.direct import dilate, reverse_conj
+from convkit.algorithms.fft import oa_blocks
 from convkit.padding import pad_numpy
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
 
-def conv_direct(
-    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec
-) -> np.ndarray:
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec) -> np.ndarray:
     """The layer operation by ``scipy.signal.correlate(method="direct")``.
 
     Correlating a sample's ``(Cg, *P)`` group with one ``(Cg, *E)`` kernel in ``valid``
@@ -28,7 +27,7 @@ def conv_direct(
     g = spec.groups
     cg, og = spec.in_channels // g, spec.out_channels // g
     xp = pad_numpy(x, spec.padding, spec.padding_mode)
-    kernel = xpsignal.dilate(np, weight, spec.dilation)
+    kernel = dilate(np, weight, spec.dilation)
     if np.iscomplexobj(kernel):
         kernel = np.conj(kernel)
     keep: tuple[Any, ...] = (0, *(slice(None, None, st) for st in spec.stride))
@@ -50,14 +49,14 @@ def convolve(in1: np.ndarray, in2: np.ndarray, spec: SignalSpec, method: str) ->
     ``fftconvolve``/``oaconvolve`` take ``axes`` and broadcast; the direct method takes
     no axes, so with ``axes`` it runs once per broadcast position.
     """
-    b = xpsignal.reverse_conj(np, in2, spec.axes) if spec.correlate else in2
+    b = reverse_conj(np, in2, spec.axes) if spec.correlate else in2
     dtype = np.result_type(in1, b)
     if method == "fft":
         if not spec.conv_axes:
             y = (in1 * b)[spec.crop]
         else:
             # SciPy's modes are convkit's (SignalSpec follows them), axes included
-            fn = scipy.signal.oaconvolve if xpsignal.oa_blocks(spec) else scipy.signal.fftconvolve
+            fn = scipy.signal.oaconvolve if oa_blocks(spec) else scipy.signal.fftconvolve
             y = fn(in1, b, mode=spec.mode, axes=list(spec.axes))
         if dtype.kind in "iu":
             y = np.round(y)

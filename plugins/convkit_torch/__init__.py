@@ -14,7 +14,7 @@ import numpy as np
 import convkit
 from convkit.backend import COMPLEX_DTYPES, FLOAT_DTYPES, Backend, Capabilities
 from convkit.costs import CostModel
-from convkit.plugins import BackendRegistry
+from convkit.registry import BackendRegistry
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
@@ -50,7 +50,7 @@ class TorchBackend(Backend):
     """Built-in rates on a CUDA device (an H100-class GPU, transfers included roughly);
     ``convkit calibrate`` measures the device at hand."""
     requires = ("torch", "torchaudio", "array_api_compat")
-    install_hint = "pip install 'convkit[torch]'"
+    install_hint = "pip install -e '.[torch]' in the convkit checkout"
 
     def unavailable_reason(self) -> str | None:
         """Beyond finding the modules: torch and torchaudio load together and one of
@@ -160,7 +160,7 @@ class TorchBackend(Backend):
             and in1.dtype.is_floating_point
             and not (method == "fft" and ops.oa_helps(spec))
         ):
-            return ops.torchaudio_convolve(in1, in2, spec, method)
+            return ops.convolve(in1, in2, spec, method)
         return super().convolve(in1, in2, spec, method, options)
 
 
@@ -190,7 +190,7 @@ def _load_problem() -> str | None:
         return (
             f"torchaudio does not load with this torch ({', '.join(versions)}): "
             f"{type(exc).__name__}: {exc}; install a matching pair with "
-            f"pip install 'convkit[torch]'"
+            f"pip install -e '.[torch]' in the convkit checkout"
         )
     return None
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from convkit import xpsignal
+from convkit.algorithms.fft import oa_blocks
 from convkit.padding import pad
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
@@ -58,7 +58,7 @@ def restore(obj: Any, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.array(obj, order="C"), device=like.device)
 
 
-def conv_valid(
+def _conv_valid(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
@@ -83,7 +83,7 @@ def conv_valid(
     for a in range(k0):
         part = x[:, :, a * dl0 : a * dl0 + (o0 - 1) * s0 + 1 : s0]
         part = part.movedim(2, 1).reshape(n * o0, c, *x.shape[3:])
-        y = conv_valid(part, weight[:, :, a], None, stride[1:], dilation[1:], groups)
+        y = _conv_valid(part, weight[:, :, a], None, stride[1:], dilation[1:], groups)
         total = y if total is None else total + y
     assert total is not None
     out = total.reshape(n, o0, *total.shape[1:]).movedim(1, 2)
@@ -105,17 +105,15 @@ def conv(
         return _CONV[spec.ndim](
             x, weight, bias, spec.stride, native_pad, spec.dilation, spec.groups
         )
-    return conv_valid(x, weight, bias, spec.stride, spec.dilation, spec.groups)
+    return _conv_valid(x, weight, bias, spec.stride, spec.dilation, spec.groups)
 
 
 def oa_helps(spec: SignalSpec) -> bool:
     """Whether overlap-add beats one whole FFT for this call."""
-    return bool(xpsignal.oa_blocks(spec))
+    return bool(oa_blocks(spec))
 
 
-def torchaudio_convolve(
-    in1: torch.Tensor, in2: torch.Tensor, spec: SignalSpec, method: str
-) -> torch.Tensor:
+def convolve(in1: torch.Tensor, in2: torch.Tensor, spec: SignalSpec, method: str) -> torch.Tensor:
     """Convolution along the last axis, other axes broadcast, by
     ``torchaudio.functional.fftconvolve`` or ``convolve``; cropped to the mode here, so
     the result follows SciPy's 'same' and 'valid' exactly."""

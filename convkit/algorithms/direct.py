@@ -1,0 +1,146 @@
+"""The direct methods, on any array-API namespace: ``convolve`` as one grouped ``conv``
+call of the backend (:func:`direct_convolve`), and :func:`conv_fn`, the backend's
+``conv`` as the other algorithms call it (each call by its cheaper method, with the
+dilation and groups the backend does not declare rewritten)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from convkit.algorithms.protocol import ArrayBackend
+from convkit.costs import CostModel
+from convkit.padding import array_device as _device
+from convkit.signalspec import SignalSpec
+from convkit.spec import ConvSpec
+
+ConvFn = Callable[[Any, Any, ConvSpec], Any]
+"""``conv(x, w, spec)``: a backend's forward layer operation, without bias."""
+
+
+def isdtype(xp: Any, x: Any, kind: str) -> bool:
+    return bool(xp.isdtype(x.dtype, kind))
+
+
+def reverse_conj(xp: Any, a: Any, axes: Sequence[int]) -> Any:
+    """``a`` reversed along ``axes`` and conjugated (what ``correlate`` applies to in2)."""
+    if axes:
+        a = xp.flip(a, axis=tuple(axes))
+    return xp.conj(a) if isdtype(xp, a, "complex floating") else a
+
+
+def direct_convolve(
+    xp: Any, conv: Callable[[Any, Any, ConvSpec], Any], in1: Any, in2: Any, spec: SignalSpec
+) -> Any:
+    """``convolve`` computed by ``conv(x, w, convspec)``, the backend's layer operation.
+
+    Axes that only ``in1`` spans become the batch, axes both span (equal sizes) become
+    groups, axes only ``in2`` spans become output channels per group, and the convolved
+    axes the spatial ones, with the kernel flipped (convolution is correlation with a
+    reversed kernel) and padded for the mode.
+    """
+    b = reverse_conj(xp, in2, spec.axes) if spec.correlate else in2
+    a = in1
+    if not spec.conv_axes:
+        return (a * b)[spec.crop]
+    if spec.swapped:
+        a, b = b, a
+    s1, s2 = tuple(a.shape), tuple(b.shape)
+    nd = len(s1)
+    conv_axes = spec.conv_axes
+    other = [i for i in range(nd) if i not in conv_axes]
+    batch = [i for i in other if s1[i] > 1 and s2[i] == 1]
+    paired = [i for i in other if s1[i] > 1 and s2[i] > 1]
+    outer = [i for i in other if s1[i] == 1 and s2[i] > 1]
+    ones = [i for i in other if s1[i] == 1 and s2[i] == 1]
+    size = math.prod
+    x = xp.permute_dims(a, (*batch, *paired, *conv_axes, *outer, *ones))
+    x = xp.reshape(
+        x, (size(s1[i] for i in batch), size(s1[i] for i in paired), *(s1[i] for i in conv_axes))
+    )
+    w = xp.flip(b, axis=conv_axes)
+    w = xp.permute_dims(w, (*paired, *outer, *conv_axes, *batch, *ones))
+    groups = size(s2[i] for i in paired)
+    w = xp.reshape(w, (groups * size(s2[i] for i in outer), 1, *(s2[i] for i in conv_axes)))
+
+    full = spec.full_shape
+    start = [sl.start for sl in spec.crop]
+    padding = []
+    for ax in conv_axes:
+        k = s2[ax]
+        out = spec.output_shape[ax]
+        lo = k - 1 - start[ax]
+        padding.append((lo, out + k - 1 - lo - s1[ax]))
+    cspec = ConvSpec.build(tuple(x.shape), tuple(w.shape), padding=padding, groups=groups)
+    y = conv(x, w, cspec)  # (N, G * O, *S_out)
+    y = xp.reshape(
+        y,
+        (
+            *(s1[i] for i in batch),
+            *(s1[i] for i in paired),
+            *(s2[i] for i in outer),
+            *cspec.output_size,
+        ),
+    )
+    order = [*batch, *paired, *outer, *conv_axes]
+    y = xp.permute_dims(y, tuple(order.index(i) for i in sorted(order)))
+    y = xp.reshape(y, tuple(spec.output_shape[i] if i in conv_axes else full[i] for i in range(nd)))
+    # 'same' centres broadcast axes too (SciPy's rule); a no-op elsewhere
+    return y[tuple(spec.crop[i] if i not in conv_axes else slice(None) for i in range(nd))]
+
+
+def dilate(xp: Any, w: Any, dilation: Sequence[int]) -> Any:
+    """Insert ``dilation - 1`` zeros between the samples of the axes 2, 3, ... (the taps
+    of a ``(C_out, Cg, *K)`` kernel, or the positions of an ``(N, C, *S)`` signal)."""
+    for i, dl in enumerate(dilation):
+        if dl == 1:
+            continue
+        ax = 2 + i
+        k = w.shape[ax]
+        w = xp.expand_dims(w, axis=ax + 1)  # (.., K, 1, ..)
+        shape = list(w.shape)
+        shape[ax + 1] = dl - 1
+        w = xp.concat([w, xp.zeros(tuple(shape), dtype=w.dtype, device=_device(w))], axis=ax + 1)
+        shape = list(w.shape)
+        w = xp.reshape(w, (*shape[:ax], k * dl, *shape[ax + 2 :]))
+        w = w[(*(slice(None),) * ax, slice(0, (k - 1) * dl + 1))]
+    return w
+
+
+def conv_fn(backend: ArrayBackend, options: Mapping[str, Any]) -> ConvFn:
+    """``backend``'s ``conv`` without bias, each call by its cheaper method by
+    :func:`cost_model`, for the algorithms built on it. Dilation and groups the backend
+    does not declare are rewritten: a dilated kernel becomes a larger one with zeros
+    between the taps, and a grouped call one call per group."""
+    caps = backend.capabilities
+    xp = backend.namespace()
+    model = cost_model(backend, options)
+
+    def conv(x: Any, w: Any, spec: ConvSpec) -> Any:
+        if not caps.dilation and any(d > 1 for d in spec.dilation):
+            w = dilate(xp, w, spec.dilation)
+            spec = dataclasses.replace(
+                spec, kernel_size=spec.kernel_extent, dilation=(1,) * spec.ndim
+            )
+        if not caps.groups and spec.groups > 1:
+            cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+            one = dataclasses.replace(spec, in_channels=cg, out_channels=og, groups=1)
+            parts = [
+                conv(x[:, g * cg : (g + 1) * cg], w[g * og : (g + 1) * og], one)
+                for g in range(spec.groups)
+            ]
+            return xp.concat(parts, axis=1)
+        method = "fft" if model.conv_fft(spec) < model.conv_direct(spec) else "direct"
+        return backend.conv(x, w, None, dataclasses.replace(spec, method=method), options)
+
+    return conv
+
+
+def cost_model(backend: ArrayBackend, options: Mapping[str, Any]) -> CostModel:
+    """The cost model a backend's internal choices use: the one the core planned the
+    call with (this machine's calibrated rates, on the call's device), handed over as
+    ``options.cost_model``, else the backend's built-in one."""
+    model = getattr(options, "cost_model", None)
+    return model if isinstance(model, CostModel) else backend.cost_model(options)
