@@ -7,6 +7,8 @@
 (1, 1, 2, 2)
 """
 
+from convkit import api as api  # 0.1's modules, still reached as ck.api, ck.xpsignal
+from convkit import xpsignal as xpsignal
 from convkit.backend import Backend, BackendInfo, Capabilities
 from convkit.checks import BackendUnavailableError
 from convkit.dispatch import BackendError

@@ -8,6 +8,7 @@ from convkit.checks import (
     registered_backend,
 )
 from convkit.dispatch import BackendError
+from convkit.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES, INTEGER_DTYPES, SIGNAL_DTYPES
 from convkit.ops import (
     choose_conv_method,
     choose_method,
@@ -23,6 +24,10 @@ from convkit.ops import (
 from convkit.planner import MethodChoice
 
 __all__ = [
+    "COMPLEX_DTYPES",
+    "FLOAT_DTYPES",
+    "INTEGER_DTYPES",
+    "SIGNAL_DTYPES",
     "BackendError",
     "BackendUnavailableError",
     "MethodChoice",

@@ -137,8 +137,9 @@ def choose(
 ) -> tuple[Backend, selection.Selection, MethodChoice]:
     """The backend, its selection and the method a call runs with: the selected
     backend, or for ``auto`` the cheapest candidate (:mod:`convkit.planner`); ``cross``
-    lets ``auto`` look beyond the input's owner. When the call will ``run``, the thread
-    setting is applied to the backend."""
+    lets ``auto`` look beyond the input's owner. When the call will ``run``, a backend
+    ``auto`` weighed by its installed modules alone gets its full availability check
+    first, and is dropped if it fails it."""
     if method not in METHODS:
         raise ValueError(
             f"method={method!r} is not a method; expected one of "

@@ -45,7 +45,9 @@ ENTRY_POINT_GROUP = "convkit"
 BUILTIN_DISTRIBUTION = "convkit"
 PLUGIN_API_VERSION = 1
 """The plugin API this convkit provides; plugins state theirs as ``CONVKIT_PLUGIN_API``."""
-UNDISABLEABLE = "numpy"
+UNDISABLEABLE = ("numpy", "kernels")
+"""Built-ins that stay loaded: every backend relies on NumPy's for NumPy arrays, and the
+kernels plugin holds the named kernels the command line documents."""
 
 
 class PluginWarning(UserWarning):
@@ -138,12 +140,14 @@ def _load() -> PluginHost:
         if builtins_only and dist != BUILTIN_DISTRIBUTION:
             continue
         if ep.name in disabled or (dist is not None and dist in disabled):
-            if ep.name == UNDISABLEABLE and dist == BUILTIN_DISTRIBUTION:
-                _warn_once(
-                    f"CONVKIT_DISABLED_PLUGINS names {ep.name!r}, the built-in NumPy backend, "
-                    f"which cannot be disabled: every other backend relies on it for NumPy "
-                    f"arrays. It stays loaded."
+            if ep.name in UNDISABLEABLE and dist == BUILTIN_DISTRIBUTION:
+                what = (
+                    "the built-in NumPy backend, which cannot be disabled: every other "
+                    "backend relies on it for NumPy arrays"
+                    if ep.name == "numpy"
+                    else "the built-in named kernels, which cannot be disabled"
                 )
+                _warn_once(f"CONVKIT_DISABLED_PLUGINS names {ep.name!r}, {what}. It stays loaded.")
             else:
                 skipped.append(ep.name)
                 continue

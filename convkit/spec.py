@@ -216,7 +216,7 @@ def transpose_spec(
             f"x has C_in={x_shape[1]} channels (x.shape={given}) but weight.shape="
             f"{w_shape} expects C_in={w_shape[0]}"
         )
-    if not _is_int(groups) or groups < 1 or x_shape[1] % groups:  # type: ignore[operator]
+    if not isinstance(groups, int) or groups < 1 or x_shape[1] % groups:
         raise ValueError(
             f"groups={groups!r} must be a positive divisor of C_in={x_shape[1]} (the "
             f"channels of x); the output gets C_out = weight.shape[1] * groups channels"
@@ -247,7 +247,6 @@ def transpose_spec(
                 f"(x.shape={given}, padding={padding!r}); expected at least 1"
             )
         size.append(n)
-    assert isinstance(groups, int)
     spec = ConvSpec.build(
         (x_shape[0], w_shape[1] * groups, *size),
         w_shape,

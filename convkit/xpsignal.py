@@ -16,7 +16,7 @@ from convkit.algorithms.vjp import (
     conv_weight_grad,
     unpad_adjoint,
 )
-from convkit.padding import pad
+from convkit.padding import pad, pad_adjoint
 
 __all__ = [
     "FLOAT64_EXACT",
@@ -33,6 +33,7 @@ __all__ = [
     "next_fast_len",
     "oa_blocks",
     "pad",
+    "pad_adjoint",
     "reverse_conj",
     "round_to_integers",
     "unpad_adjoint",

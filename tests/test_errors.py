@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from support import clean_environ
 
 import convkit as ck
 
@@ -191,3 +192,38 @@ def test_torch_cuda_without_a_gpu_is_a_clear_error() -> None:
         ValueError, match=r"device='tpu' is not a torch device|runs on 'cpu' or 'cuda'"
     ):
         ck.conv(X, W, backend="torch:tpu")
+
+
+def test_a_convolve_result_in_the_wrong_dtype_is_a_backend_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backend that answers a float64 ``convolve`` in float32 is caught, not cast."""
+    numpy_backend = ck.checks.registered_backend("numpy")
+    real = type(numpy_backend).convolve
+
+    def lossy(self, in1, in2, spec, method, options):  # type: ignore[no-untyped-def]
+        return real(self, in1, in2, spec, method, options).astype(np.float32)
+
+    monkeypatch.setattr(type(numpy_backend), "convolve", lossy)
+    with pytest.raises(ck.BackendError, match=r"dtype float32; expected shape .* float64"):
+        ck.convolve(np.ones(8), np.ones(3), backend="numpy")
+
+
+@pytest.mark.parametrize("groups", [np.int64(1), 1.0, 0])
+def test_conv_transpose_names_a_bad_groups(groups: object) -> None:
+    with pytest.raises(ValueError, match=r"groups=.* must be a positive divisor of C_in=2"):
+        ck.conv_transpose(np.ones((1, 2, 4)), np.ones((2, 1, 3)), groups=groups)  # type: ignore[arg-type]
+
+
+def test_the_built_in_kernels_cannot_be_disabled() -> None:
+    code = "from convkit.adapters import kernels; print(sorted(kernels.available())[:2])"
+    for disabled in ("kernels", "convkit"):
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=clean_environ(CONVKIT_DISABLED_PLUGINS=disabled),
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "['bandpass', 'box']"
+        assert "the built-in named kernels, which cannot be disabled" in result.stderr

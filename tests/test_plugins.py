@@ -326,6 +326,34 @@ def test_core_refuses_what_a_backend_does_not_declare(plugin_site: Path) -> None
     assert "ok (1, 2, 6, 6)" in out
 
 
+def test_dask_checks_its_inner_backend_before_building_the_graph(plugin_site: Path) -> None:
+    """The blocks call the inner backend directly, so the dask backend checks it once,
+    as a call to it would be checked: what it does not declare is an error up front,
+    never a wrong block."""
+    pytest.importorskip("dask.array", reason="the dask backend needs dask")
+    result = run_python(
+        """
+        import numpy as np, convkit as ck
+        import dask.array as da
+        x = da.ones((1, 2, 4, 4, 4), chunks=2)
+        ck.conv(x, np.ones((2, 2, 2, 2, 2)), backend="dask", method="direct")  # auto: fine
+        with ck.use_backend("dask", inner="limited"):
+            try:
+                ck.conv(x, np.ones((2, 2, 2, 2, 2)), method="direct")
+            except ck.BackendError as exc:  # names the dask backend, then why
+                print("refused:", exc)
+            y = ck.conv(da.ones((1, 2, 6, 6), chunks=3), np.ones((2, 2, 3, 3)), method="direct")
+            print("ok", y.compute().tolist()[0][0][0])
+        """,
+        plugin_site,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("refused:") == 1, out
+    assert "failed in conv(): ValueError: backend 'limited' supports 1-2 spatial dimensions" in out
+    assert "ok [18.0, 18.0, 18.0, 18.0]" in out
+
+
 def test_conformance_suite_skips_undeclared_cases_with_the_reason(
     plugin_site: Path, tmp_path: Path
 ) -> None:

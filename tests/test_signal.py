@@ -547,3 +547,15 @@ def test_conv_auto_follows_the_sizes(name: str) -> None:
         np.ones((1, 1, 2048, 2048)), np.ones((1, 1, 31, 31)), backend=name
     )
     assert (small.method, large.method) == ("direct", "fft"), (small, large)
+
+
+def test_next_fast_len_matches_scipy_without_importing_it() -> None:
+    """The FFT lengths are SciPy's (5-smooth for real transforms, 11-smooth for complex
+    ones), computed without SciPy so the numpy backend never imports it."""
+    import scipy.fft
+
+    from convkit.algorithms.fft import next_fast_len
+
+    for real in (True, False):
+        for n in [*range(1, 3000), 2**20 + 1, 3**12 + 7]:
+            assert next_fast_len(n, real=real) == scipy.fft.next_fast_len(n, real=real), (n, real)

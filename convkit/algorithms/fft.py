@@ -18,24 +18,29 @@ from convkit.spec import ConvSpec
 
 
 def next_fast_len(n: int, real: bool = True) -> int:
-    """The smallest length >= ``n`` whose only prime factors are 2, 3 and 5: FFT
-    libraries transform those fastest (``real`` is accepted for SciPy's signature).
+    """The smallest length >= ``n`` that FFT libraries transform fastest, as
+    ``scipy.fft.next_fast_len``: its only prime factors are 2, 3 and 5 for real
+    transforms, up to 11 for complex ones.
 
-    >>> next_fast_len(97), next_fast_len(1025)
-    (100, 1080)
+    >>> next_fast_len(97), next_fast_len(1025), next_fast_len(13, real=False)
+    (100, 1080, 14)
     """
     if n <= 6:
         return max(n, 1)
-    best = 1 << (n - 1).bit_length()  # a power of two is always 5-smooth
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            q = -(-n // p35)  # the smallest power of two times p35 reaching n
-            candidate = p35 * (1 << (q - 1).bit_length())
-            best = min(best, candidate)
-            p35 *= 3
-        p5 *= 5
+    primes = (5, 3) if real else (11, 7, 5, 3)
+    best = 1 << (n - 1).bit_length()  # a power of two is always smooth
+
+    def walk(i: int, p: int) -> None:
+        nonlocal best
+        if i == len(primes):  # the rest is the smallest power of two reaching n
+            q = -(-n // p)
+            best = min(best, p * (1 << (q - 1).bit_length()))
+            return
+        while p < best:
+            walk(i + 1, p)
+            p *= primes[i]
+
+    walk(0, 1)
     return best
 
 

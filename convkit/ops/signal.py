@@ -103,6 +103,7 @@ def _signal(
         empty = np.zeros(spec.output_shape, dtype=dtype)
         return dispatch.call(host, a.owner, "restore", empty, a.array)
     integer = dtype in INTEGER_DTYPES
+    computed_in: list[str] = []  # what compute_dtype chose, for outputs
 
     def compute_dtype(target: Backend, choice: MethodChoice) -> str:
         """The dtype ``target`` computes in, by the method chosen; warns where SciPy
@@ -140,10 +141,11 @@ def _signal(
                     RuntimeWarning,
                     stacklevel=5,
                 )
+        computed_in.append(compute)
         return compute
 
     def outputs(target: Backend, y: Any) -> tuple[Any]:
-        if target.dtype_name(y) != dtype:  # computed in another dtype: back to the result
+        if computed_in[-1] != dtype:  # computed in another dtype: back to the result
             xp = target.namespace()
             # float16 is outside the array API standard: a namespace may name it only as
             # NumPy does (Dask)

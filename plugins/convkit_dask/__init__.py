@@ -2,8 +2,8 @@
 scheduler or a ``dask.distributed`` cluster.
 
 Dask arrays in, lazy Dask arrays out. Every block is computed by a local backend
-(option ``inner``, default ``"auto"``: the backend convkit picks for NumPy arrays)
-through the public ``convkit.conv``, so this backend adds no convolution arithmetic of
+(option ``inner``, default ``"auto"``: the backend convkit picks for NumPy arrays), whose
+``conv`` the block calls directly, so this backend adds no convolution arithmetic of
 its own: it pads the whole array, plans the chunks and halos, and assembles the blocks
 (see :mod:`convkit_dask.ops`). Settings: :mod:`convkit_dask.settings`; the guide:
 ``docs/scaling.md``.
@@ -145,7 +145,7 @@ class DaskBackend(Backend):
 
         w = self._small(weight, "weight", options)
         b = None if bias is None else self._small(bias, "bias", options)
-        y = ops.conv(x, w, b, spec, inner=self._inner(x, w, spec, options))
+        y = ops.conv(x, w, b, spec, inner=self._inner(x, spec, options))
         _remember(y, options)
         return y
 
@@ -167,32 +167,23 @@ class DaskBackend(Backend):
         y = direct.direct_convolve(self.namespace(), conv, in1, in2, spec)
         return integers.round_to_integers(self.namespace(), y, dtype) if as_float else y
 
-    def _inner(self, x: Any, w: np.ndarray, spec: ConvSpec, options: Mapping[str, Any]) -> str:
-        """The local backend the blocks run on, resolved once for the whole graph: the
-        ``inner`` option, or under ``"auto"`` the backend ``auto`` picks for a block of
-        the first chunks' size (its NumPy arrays are host arrays any backend takes)."""
+    def _inner(self, x: Any, spec: ConvSpec, options: Mapping[str, Any]) -> str:
+        """The local backend the blocks run on. A named one is checked here, once for
+        the whole graph, as a call to it would be (available, and declaring the dtype,
+        dimensions, groups and dilation of the blocks); ``"auto"`` is resolved by each
+        worker for its own blocks (:func:`convkit_dask.ops.block_backend`), since the
+        workers may have other libraries than this process."""
         inner = str(settings.setting("inner", options)[0])
-        if inner != "auto":
+        if inner == "auto":
             return inner
-        from convkit import ops
+        from convkit import checks, selection
 
-        block = tuple(int(c[0]) for c in x.chunks)
-        stand_in = np.broadcast_to(np.zeros((), dtype=x.dtype), block)
-        groups = block[1] // (spec.in_channels // spec.groups) or 1
-        weight = np.broadcast_to(
-            np.zeros((), dtype=w.dtype), (w.shape[0] // spec.groups * groups, *w.shape[1:])
-        )
-        try:
-            return ops.choose_conv_method(  # "auto" explicitly: never the ambient selection
-                stand_in,
-                weight,
-                stride=spec.stride,
-                dilation=spec.dilation,
-                groups=groups,
-                backend="auto",
-            ).backend
-        except (ValueError, TypeError):  # a block too small to plan: NumPy takes it
-            return "numpy"
+        name, opts = parse_backend(inner, "inner")
+        backend = checks.check_available(checks.registered_backend(name), "option inner")
+        block = dataclasses.replace(spec, padding=((0, 0),) * spec.ndim)  # padded here
+        chosen = selection.Selection(name, opts, "the dask backend's option inner")
+        checks.check_capabilities(backend, chosen, block, np.dtype(x.dtype).name)
+        return inner
 
     def _small(self, a: Any, what: str, options: Mapping[str, Any]) -> np.ndarray:
         """Weights as NumPy: they are small, and every block needs all of its groups'."""

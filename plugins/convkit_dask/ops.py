@@ -19,6 +19,7 @@ distributed scheduler sends them to each worker once.
 
 from __future__ import annotations
 
+import functools
 import math
 import string
 import uuid
@@ -243,14 +244,14 @@ def _block(
     method: str,
     inner: str,
 ) -> np.ndarray:
-    """One block: a valid ``conv`` of the groups the block holds, computed by the local
-    backend ``inner`` (``name`` or ``name:device``, resolved when the graph was built)
-    directly: no selection or planning runs again per block."""
+    """One block: a valid ``conv`` of the groups the block holds, computed directly by
+    the local backend ``inner`` (``name`` or ``name:device``, checked when the graph was
+    built; ``"auto"``: :func:`block_backend`). No selection or planning runs per block;
+    the result is checked as the core checks any backend's."""
     from convkit import checks
+    from convkit.dispatch import BackendError
     from convkit.selection import parse_backend
 
-    name, options = parse_backend(inner, "inner")
-    backend = checks.registered_backend(name)
     first = int(channel_index[0]) // group_size
     groups = x.shape[1] // group_size
     rows = slice(first * group_outputs, (first + groups) * group_outputs)
@@ -266,7 +267,41 @@ def _block(
         method=method,
     )
     dtype = np.dtype(x.dtype).name
+    if inner == "auto":
+        inner = block_backend(x.shape, w.shape, dtype, stride, dilation, groups)
+    name, options = parse_backend(inner, "inner")
+    backend = checks.registered_backend(name)
     xb, wb = backend.asarray(x, dtype, options), backend.asarray(w, dtype, options)
     bb = None if b is None else backend.asarray(b, dtype, options)
-    y = backend.conv(xb, wb, bb, spec, options)
-    return np.asarray(backend.to_numpy(y))
+    y = np.asarray(backend.to_numpy(backend.conv(xb, wb, bb, spec, options)))
+    if y.shape != spec.output_shape or y.dtype != np.dtype(dtype):
+        raise BackendError(
+            f"backend {name!r} returned a block with shape {y.shape} and dtype {y.dtype}; "
+            f"expected shape {spec.output_shape} and dtype {dtype}"
+        )
+    return y
+
+
+@functools.cache
+def block_backend(
+    shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    dtype: str,
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> str:
+    """The backend ``auto`` picks for a block of this shape on this worker, planned once
+    per shape in each worker process (the workers' libraries decide, not the client's)."""
+    from convkit import ops
+
+    zeros = np.zeros((), dtype=dtype)
+    choice = ops.choose_conv_method(  # "auto" explicitly: never the ambient selection
+        np.broadcast_to(zeros, shape),
+        np.broadcast_to(zeros, w_shape),
+        stride=stride,
+        dilation=dilation,
+        groups=groups,
+        backend="auto",
+    )
+    return choice.backend
