@@ -91,7 +91,7 @@ def run(
     op: str,
     costs: MethodCosts,
     arguments: Callable[[list[Any], MethodChoice], tuple[Any, ...]],
-    outputs: Callable[[Backend, Any], tuple[Any, ...]],
+    outputs: Callable[[Backend, Any, str], tuple[Any, ...]],
     expected: Sequence[Output | None],
     dtype: str | Callable[[Backend, MethodChoice], str],
     method: str = "auto",
@@ -101,10 +101,11 @@ def run(
     operands' array types.
 
     ``arguments(converted, choice)`` gives the backend method's positional arguments
-    (before ``options``) from the converted inputs; ``outputs(target, result)`` turns
-    its return value into one array per :class:`Output` (``None`` where there is none,
-    as a gradient of no bias); ``dtype`` is the dtype the inputs are converted to, or
-    a function of the chosen backend and method that says it. ``cross`` lets ``auto``
+    (before ``options``) from the converted inputs; ``dtype`` is the dtype the inputs
+    are converted to, or a function of the chosen backend and method that says it;
+    ``outputs(target, result, computed_in)`` turns the backend's return value, computed
+    in that dtype, into one array per :class:`Output` (``None`` where there is none, as
+    a gradient of no bias). ``cross`` lets ``auto``
     look beyond the owner of the first input.
     """
     target, bsel, choice = choose(
@@ -115,7 +116,7 @@ def run(
     device = inputs[0].owner.device_of(inputs[0].array)
     options = CallOptions(bsel.options, target, device if target is inputs[0].owner else "cpu")
     result = compute(host, target, bsel, op, *arguments(converted, choice), options)
-    results = outputs(target, result)
+    results = outputs(target, result, compute_dtype)
     done: list[Any] = []
     for y, want in zip(results, expected, strict=True):
         if y is None or want is None:

@@ -64,15 +64,23 @@ def signal_compute_dtype(dtype: str, has_f64: bool) -> str:
     return dtype
 
 
-def max_abs(xp: Any, a: Any) -> int:
-    """The largest magnitude in an integer array of namespace ``xp``, as a Python int
-    (no int64 overflow at ``-2**63``)."""
-    return integers.max_magnitude(xp, a)
+Magnitudes = tuple[int, int] | None
+"""The largest magnitude in each input of an integer ``convolve`` (``None`` for other
+dtypes): what decides whether float64 keeps it exact."""
 
 
-def fft_exact(xp1: Any, a: Any, xp2: Any, b: Any, spec: SignalSpec, dtype: str) -> bool:
-    """Whether an FFT keeps integer results exact (SciPy's test: below 2**52)."""
+def magnitudes(dtype: str, in1: tuple[Any, Any], in2: tuple[Any, Any]) -> Magnitudes:
+    """For an integer ``dtype``, the largest magnitude of each ``(namespace, array)``
+    input as a Python int (no int64 overflow at ``-2**63``), read once per call; else
+    ``None``."""
     if dtype not in INTEGER_DTYPES:
+        return None
+    return integers.max_magnitude(*in1), integers.max_magnitude(*in2)
+
+
+def fft_exact(mags: Magnitudes, spec: SignalSpec) -> bool:
+    """Whether an FFT keeps integer results exact (SciPy's test: below 2**52)."""
+    if mags is None:
         return True
     taps = min(math.prod(spec.shape1), math.prod(spec.shape2))
-    return integers.integer_exact(max_abs(xp1, a), max_abs(xp2, b), taps, 2**52)
+    return integers.integer_exact(*mags, taps, 2**52)

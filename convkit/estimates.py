@@ -42,11 +42,11 @@ def conv_costs(spec: ConvSpec, dtype: str, op: str) -> planner.MethodCosts:
 
 
 def signal_costs(
-    spec: SignalSpec, dtype: str, method: str, a_owner: Backend, a: Any, b_owner: Backend, b: Any
+    spec: SignalSpec, dtype: str, method: str, mags: dtypes.Magnitudes
 ) -> planner.MethodCosts:
     """The estimates of a ``convolve``/``correlate`` on one candidate backend, after
-    checking that it supports the call."""
-    exact: list[bool] = []  # computed once: it reads the inputs
+    checking that it supports the call (``mags``: :func:`convkit.dtypes.magnitudes`)."""
+    exact = dtypes.fft_exact(mags, spec)
 
     def costs(target: Backend, sel: selection.Selection) -> tuple[dict[str, float], str]:
         caps = target.capabilities
@@ -64,11 +64,7 @@ def signal_costs(
                 f"backend {target.name!r} has no float64, so its FFT cannot keep integers "
                 f"exact; use method='direct' or cast to float"
             )
-        if not exact:
-            exact.append(
-                dtypes.fft_exact(a_owner.namespace(), a, b_owner.namespace(), b, spec, dtype)
-            )
-        choice = signal_method(target, spec, method, compute, has_f64 and exact[0], sel.options)
+        choice = signal_method(target, spec, method, compute, has_f64 and exact, sel.options)
         if choice.reason not in ("lowest estimated cost", "requested"):
             return choice.costs, choice.reason
         return choice.costs, rates_note(calibration.is_calibrated(target, sel.options))

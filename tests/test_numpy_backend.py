@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 
 import numpy as np
@@ -95,3 +96,25 @@ def test_depthwise_path_matches_the_reference(x_shape, kernel, stride, dilation,
         ops.DEPTHWISE_BLOCK_BYTES = saved
     want = reference_conv(x, w, b, stride=stride, dilation=dilation, padding=1, groups=c)
     assert_close(got, want, "float64")
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "kwargs"),
+    [
+        ((2, 4, 9, 7), (6, 2, 5, 6), dict(groups=2, stride=(2, 1))),  # 4 positions, 30 taps
+        ((1, 3, 12), (3, 1, 10), dict(groups=3, dilation=1, padding=2)),  # depthwise shape
+        ((2, 2, 6, 5, 4), (4, 2, 5, 5, 4), dict(padding=(1, 1, 0), stride=2)),
+        ((1, 1, 8000), (1, 1, 7990), {}),  # a weight gradient's shape: 11 positions
+    ],
+)
+def test_fewer_positions_than_taps_match_the_reference(x_shape, w_shape, kwargs) -> None:
+    """Such calls loop over output positions (a weight gradient's "kernel" is the
+    output gradient); the result is the reference loop's."""
+    from convkit.testing import assert_close, reference_conv
+
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    spec = ConvSpec.build(x.shape, w.shape, b.shape, **kwargs)
+    assert math.prod(spec.output_size) < math.prod(spec.kernel_size)
+    assert_close(ops.conv(x, w, b, spec), reference_conv(x, w, b, **kwargs))

@@ -95,7 +95,7 @@ def conv(
         costs=conv_costs(spec, dtype, "conv"),
         method=method,
         arguments=arguments,
-        outputs=lambda _, y: (y if batched else y[0],),
+        outputs=lambda target, y, computed_in: (y if batched else y[0],),
         expected=[Output(_unbatched(spec.output_shape, batched), dtype, x_op)],
         dtype=dtype,
     )
@@ -159,7 +159,7 @@ def conv_vjp(
         xb, wb, gb = arrays
         return (xb if batched else xb[None], wb, gb if batched else gb[None], spec, bias)
 
-    def outputs(_: Any, grads: tuple[Any, Any, Any]) -> tuple[Any, ...]:
+    def outputs(target: Any, grads: tuple[Any, Any, Any], computed_in: str) -> tuple[Any, ...]:
         grad_x, grad_w, grad_b = grads
         return (grad_x if batched else grad_x[0], grad_w, grad_b)
 
@@ -236,7 +236,7 @@ def conv_transpose(
         op="conv_transpose",
         costs=conv_costs(spec, dtype, "transpose"),
         arguments=arguments,
-        outputs=lambda _, y: (y if batched else y[0],),
+        outputs=lambda target, y, computed_in: (y if batched else y[0],),
         expected=[Output(_unbatched(shape, batched), dtype, x_op)],
         dtype=dtype,
     )

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from convkit import plugins, selection
+from convkit import dispatch, plugins, selection
 from convkit.backend import BackendInfo
-from convkit.dispatch import as_array, choose, owner_of
-from convkit.dtypes import INTEGER_DTYPES, result_dtype, signal_dtype
+from convkit.dispatch import as_array
+from convkit.dtypes import INTEGER_DTYPES, magnitudes, result_dtype, signal_dtype
 from convkit.estimates import conv_costs, signal_costs
 from convkit.planner import MethodChoice
 from convkit.signalspec import SignalSpec
@@ -63,22 +63,31 @@ def choose_conv_method(
     >>> ck.choose_conv_method(np.ones((8, 64, 56, 56)), np.ones((64, 64, 3, 3))).method
     'direct'
     """
-    host = plugins.host()
-    sel = selection.resolve(backend)
-    x, weight = as_array(x), as_array(weight)
-    spec = ConvSpec.build(
-        tuple(x.shape),
-        tuple(weight.shape),
+    return _choose_conv(
+        "conv",
+        x,
+        weight,
+        backend,
         stride=stride,
         padding=padding,
         dilation=dilation,
         groups=groups,
         padding_mode=padding_mode,
     )
-    x_owner, w_owner = owner_of(host, x, "x"), owner_of(host, weight, "weight")
-    dtype = result_dtype(x_owner.dtype_name(x), w_owner.dtype_name(weight))
-    inputs = [(x_owner, x), (w_owner, weight)]
-    return choose(host, sel, inputs, "auto", conv_costs(spec, dtype, "conv"), run=False)[2]
+
+
+def _choose_conv(op: str, x: Any, weight: Any, backend: str | None, **kwargs: Any) -> MethodChoice:
+    """What ``auto`` picks for a ``conv`` (``op="conv"``) or its gradients
+    (``"conv_vjp"``) with these ``conv`` arguments."""
+    host = plugins.host()
+    sel = selection.resolve(backend)
+    ops = dispatch.operands(host, x=x, weight=weight)
+    x_op, w_op = ops["x"], ops["weight"]
+    spec = ConvSpec.build(tuple(x_op.array.shape), tuple(w_op.array.shape), **kwargs)
+    dtype = result_dtype(x_op.owner.dtype_name(x_op.array), w_op.owner.dtype_name(w_op.array))
+    inputs = [(x_op.owner, x_op.array), (w_op.owner, w_op.array)]
+    costs = conv_costs(spec, dtype, op)
+    return dispatch.choose(host, sel, inputs, "auto", costs, run=False)[2]
 
 
 def explain(
@@ -110,14 +119,7 @@ def explain(
     if op == "conv":
         return choose_conv_method(x, weight, backend=backend, **kwargs)
     if op == "conv_vjp":
-        host = plugins.host()
-        sel = selection.resolve(backend)
-        spec = ConvSpec.build(tuple(x.shape), tuple(weight.shape), **kwargs)
-        x_owner, w_owner = owner_of(host, x, "x"), owner_of(host, weight, "weight")
-        dtype = result_dtype(x_owner.dtype_name(x), w_owner.dtype_name(weight))
-        inputs = [(x_owner, x), (w_owner, weight)]
-        costs = conv_costs(spec, dtype, "conv_vjp")
-        return choose(host, sel, inputs, "auto", costs, run=False)[2]
+        return _choose_conv("conv_vjp", x, weight, backend, **kwargs)
     if op in ("convolve", "correlate"):
         return choose_method(x, weight, backend=backend, **kwargs)
     raise ValueError(
@@ -150,10 +152,12 @@ def choose_method(
     """
     host = plugins.host()
     sel = selection.resolve(backend)
-    a, b = as_array(in1), as_array(in2)
-    a_owner, b_owner = owner_of(host, a, "in1"), owner_of(host, b, "in2")
-    spec = SignalSpec.build(tuple(a.shape), tuple(b.shape), mode, axes)
-    dtype = signal_dtype(a_owner.dtype_name(a), b_owner.dtype_name(b))
-    costs = signal_costs(spec, dtype, "auto", a_owner, a, b_owner, b)
+    ops = dispatch.operands(host, in1=in1, in2=in2)
+    a, b = ops["in1"], ops["in2"]
+    spec = SignalSpec.build(tuple(a.array.shape), tuple(b.array.shape), mode, axes)
+    dtype = signal_dtype(a.owner.dtype_name(a.array), b.owner.dtype_name(b.array))
+    mags = magnitudes(dtype, (a.owner.namespace(), a.array), (b.owner.namespace(), b.array))
+    costs = signal_costs(spec, dtype, "auto", mags)
     cross = dtype not in INTEGER_DTYPES
-    return choose(host, sel, [(a_owner, a), (b_owner, b)], "auto", costs, cross, run=False)[2]
+    inputs = [(a.owner, a.array), (b.owner, b.array)]
+    return dispatch.choose(host, sel, inputs, "auto", costs, cross, run=False)[2]

@@ -103,7 +103,7 @@ def _signal(
         empty = np.zeros(spec.output_shape, dtype=dtype)
         return dispatch.call(host, a.owner, "restore", empty, a.array)
     integer = dtype in INTEGER_DTYPES
-    computed_in: list[str] = []  # what compute_dtype chose, for outputs
+    mags = dtypes.magnitudes(dtype, (a.owner.namespace(), a.array), (b.owner.namespace(), b.array))
 
     def compute_dtype(target: Backend, choice: MethodChoice) -> str:
         """The dtype ``target`` computes in, by the method chosen; warns where SciPy
@@ -115,11 +115,9 @@ def _signal(
             pass  # an elementwise product: exact in the dtype itself (wrapping, as SciPy's)
         elif integer and choice.method == "fft":
             compute = "float64"  # what the transform computes in; rounded back below
-        elif integer and choice.method == "direct":
+        elif mags is not None and choice.method == "direct":  # integers
             taps = math.prod(min(spec.shape1[i], spec.shape2[i]) for i in spec.conv_axes)
-            big1 = dtypes.max_abs(a.owner.namespace(), a.array)
-            big2 = dtypes.max_abs(b.owner.namespace(), b.array)
-            if has_f64 and integers.integer_exact(big1, big2, taps):
+            if has_f64 and integers.integer_exact(*mags, taps):
                 compute = "float64"  # exact there, and BLAS-fast
             elif not caps.integer_conv:
                 why = "their partial sums may exceed 2**53" if has_f64 else "it has no float64"
@@ -129,10 +127,7 @@ def _signal(
                 )
         if choice.method == "fft":
             warn_non_finite([a, b])
-            exact = dtypes.fft_exact(
-                a.owner.namespace(), a.array, b.owner.namespace(), b.array, spec, dtype
-            )
-            if compute != dtype and integer and not exact:
+            if compute != dtype and integer and not dtypes.fft_exact(mags, spec):
                 warnings.warn(
                     f"method='fft' cannot keep these {dtype} inputs exact: their sums of "
                     f"products may reach 2**52, beyond what float64 holds exactly, so the "
@@ -141,11 +136,10 @@ def _signal(
                     RuntimeWarning,
                     stacklevel=5,
                 )
-        computed_in.append(compute)
         return compute
 
-    def outputs(target: Backend, y: Any) -> tuple[Any]:
-        if computed_in[-1] != dtype:  # computed in another dtype: back to the result
+    def outputs(target: Backend, y: Any, computed_in: str) -> tuple[Any]:
+        if computed_in != dtype:  # computed in another dtype: back to the result
             xp = target.namespace()
             # float16 is outside the array API standard: a namespace may name it only as
             # NumPy does (Dask)
@@ -161,7 +155,7 @@ def _signal(
         sel,
         [a, b],
         op="convolve",
-        costs=signal_costs(spec, dtype, method, a.owner, a.array, b.owner, b.array),
+        costs=signal_costs(spec, dtype, method, mags),
         method=method,
         cross=not integer,
         arguments=lambda arrays, choice: (*arrays, spec, choice.method),

@@ -16,7 +16,6 @@ The environment beats the config file, as for convkit's other settings.
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -58,14 +57,8 @@ def interpret_env_value(value: str) -> Any:
     >>> interpret_env_value("(64, 32)"), interpret_env_value("True"), interpret_env_value("auto")
     ((64, 32), True, 'auto')
     """
-    try:
-        from dask.config import interpret_value
-    except ImportError:  # no dask here, or one from before interpret_value: the same rules
-        try:
-            return ast.literal_eval(value)
-        except (SyntaxError, ValueError):
-            pass
-        return {"none": None, "null": None, "false": False, "true": True}.get(value.lower(), value)
+    from dask.config import interpret_value
+
     return interpret_value(value)
 
 
