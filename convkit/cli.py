@@ -142,6 +142,8 @@ def _devices(backend: Backend | None, info: BackendInfo) -> str:
 
 
 def _filter(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from convkit.adapters import arrays, audio, image, kernels
     from convkit.padding import PADDING_MODES
 
@@ -168,9 +170,15 @@ def _filter(args: argparse.Namespace) -> int:
             f"--scale {args.scale}: scaling applies to image outputs (8-bit PNG/JPEG); "
             f"{target} is {kind}"
         )
-    if kind != "audio" and args.padding_mode not in PADDING_MODES:
+    if kind == "audio" and args.padding_mode is not None:
         raise UsageError(
-            f"--padding-mode {args.padding_mode!r} is not a padding mode; expected one of "
+            f"--padding-mode {args.padding_mode}: padding modes apply to images and arrays "
+            "only; audio is filtered causally from silence (as scipy.signal.lfilter)"
+        )
+    padding_mode = "reflect" if args.padding_mode is None else args.padding_mode
+    if kind != "audio" and padding_mode not in PADDING_MODES:
+        raise UsageError(
+            f"--padding-mode {padding_mode!r} is not a padding mode; expected one of "
             f"{', '.join(PADDING_MODES)}"
         )
     _check_backend(args.backend)
@@ -185,14 +193,14 @@ def _filter(args: argparse.Namespace) -> int:
             source,
             target,
             k,
-            padding_mode=args.padding_mode,
+            padding_mode=padding_mode,
             backend=args.backend,
             overwrite=args.overwrite,
         )
         print(f"{source} {shape} -> {target} with {args.kernel} {k.shape}")
     elif kind == "image":
         img = image.load(source)
-        result = image.filter(img, k, padding_mode=args.padding_mode, backend=args.backend)
+        result = image.filter(img, k, padding_mode=padding_mode, backend=args.backend)
         scale = args.scale or "clip"
         scaling = image.save(target, result, scale=scale, overwrite=args.overwrite)
         hint = ""
@@ -204,9 +212,15 @@ def _filter(args: argparse.Namespace) -> int:
         with _usage():
             taps = kernels.kernel(args.kernel, rate=rate, domain="audio")
         result = audio.fir_filter(data, taps, backend=args.backend)
+        clipped = 0
+        if target.suffix.lower() != ".ogg":  # PCM holds [-1, 1]: clip, and say how much
+            clipped = int(np.count_nonzero(np.abs(result) > 1))
+            result = np.clip(result, -1, 1)
         audio.save(target, result, rate, overwrite=args.overwrite)
+        note = f"; {clipped} samples beyond full scale clipped to [-1, 1]" if clipped else ""
         print(
-            f"{source} {data.shape} at {rate} Hz -> {target} with {args.kernel} ({len(taps)} taps)"
+            f"{source} {data.shape} at {rate} Hz -> {target} with {args.kernel} "
+            f"({len(taps)} taps){note}"
         )
     return 0
 
@@ -364,10 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", required=True, help="e.g. gaussian:sigma=2 or lowpass:cutoff=1000")
     p.add_argument(
         "--padding-mode",
-        default="reflect",
+        default=None,
         metavar="MODE",
-        help="image border handling: zeros, reflect, symmetric, replicate or circular "
-        "(default: reflect)",
+        help="border handling of images and arrays: zeros, reflect, symmetric, replicate or "
+        "circular (default: reflect); not for audio, which is filtered causally",
     )
     p.add_argument("--backend", default=None, help="backend selection, e.g. scipy or torch:cuda")
     p.add_argument(

@@ -8,7 +8,9 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -138,7 +140,8 @@ def test_filter_an_image(tmp_path: Path) -> None:
 
 def test_filter_audio(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    audio.save(tmp_path / "in.wav", 0.3 * rng.standard_normal((2, 16000)), 16000)
+    noise = np.clip(0.3 * rng.standard_normal((2, 16000)), -1, 1)  # 16-bit PCM holds [-1, 1]
+    audio.save(tmp_path / "in.wav", noise, 16000)
     result = convkit(
         "filter",
         str(tmp_path / "in.wav"),
@@ -151,6 +154,27 @@ def test_filter_audio(tmp_path: Path) -> None:
     x, _ = audio.load(tmp_path / "in.wav")
     taps = kernels.lowpass(1000, 16000)
     np.testing.assert_allclose(out, scipy.signal.lfilter(taps, 1.0, x, axis=-1), atol=1e-4)
+
+
+def test_filter_clips_audio_beyond_full_scale_and_says_how_much(tmp_path: Path) -> None:
+    # a full-scale square wave: the low-pass filter's ripple overshoots [-1, 1]
+    square = np.sign(np.sin(2 * np.pi * 200 * np.arange(16000) / 16000))[None]
+    audio.save(tmp_path / "in.wav", square, 16000)
+    result = convkit(
+        "filter",
+        str(tmp_path / "in.wav"),
+        str(tmp_path / "out.wav"),
+        "--kernel",
+        "lowpass:cutoff=1000",
+    )
+    assert result.returncode == 0, result.stderr
+    x, _ = audio.load(tmp_path / "in.wav")
+    expected = scipy.signal.lfilter(kernels.lowpass(1000, 16000), 1.0, x, axis=-1)
+    over = int(np.count_nonzero(np.abs(expected) > 1))
+    assert over > 0
+    assert f"; {over} samples beyond full scale clipped to [-1, 1]" in result.stdout
+    out, _ = audio.load(tmp_path / "out.wav")
+    np.testing.assert_allclose(out, np.clip(expected, -1, 1), atol=1e-4)
 
 
 def test_filter_refuses_to_overwrite_its_input_unless_asked(tmp_path: Path) -> None:
@@ -404,3 +428,204 @@ def test_image_save_scales_and_reports(tmp_path: Path) -> None:
     assert not (tmp_path / "x.png").exists()
     with pytest.raises(FileExistsError, match=r"c.png already exists"):
         image.save(tmp_path / "c.png", values, overwrite=False)
+
+
+# -- bad input gets a clear error, good input the right answer ----------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.int64, np.uint8])
+def test_fir_filter_of_integer_audio_computes_in_float64(dtype: type) -> None:
+    np.testing.assert_array_equal(
+        audio.fir_filter(np.ones((1, 5), dtype), [0.5, 0.5]), [[0.5, 1.0, 1.0, 1.0, 1.0]]
+    )
+    rng = np.random.default_rng(1)
+    x: np.ndarray = rng.integers(0, 120, size=(2, 64)).astype(dtype)
+    taps = kernels.lowpass(1000, rate=8000, numtaps=15)
+    got = audio.fir_filter(x, taps)
+    assert got.dtype == np.float64 and got.shape == x.shape
+    # SciPy filters integer samples in float64 too, values as they are (not rescaled)
+    np.testing.assert_allclose(got, scipy.signal.lfilter(taps, 1.0, x, axis=-1), atol=1e-12)
+    # integer taps as well: still float64, exactly NumPy's integer convolution
+    exact = np.stack([np.convolve(row.astype(np.int64), [1, -2, 1])[:64] for row in x])
+    got = audio.fir_filter(x, np.array([1, -2, 1]))
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, exact)
+
+
+def test_fir_filter_of_boolean_audio_computes_in_float64() -> None:
+    x = np.array([[True, False, True, True, False]])
+    got = audio.fir_filter(x, [0.5, 0.25])
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, scipy.signal.lfilter([0.5, 0.25], 1.0, x.astype(float)))
+
+
+@pytest.mark.parametrize("kind", ["16-bit PNG", "32-bit float TIFF"])
+def test_deep_greyscale_loads_as_rgb_with_the_greyscale_scaling(tmp_path: Path, kind: str) -> None:
+    from PIL import Image
+
+    if kind == "16-bit PNG":
+        values = np.array([[0, 999, 20000], [32768, 50000, 65535]], dtype=np.uint16)
+        path, expected = tmp_path / "deep.png", values / 65535
+    else:
+        values = np.array([[0.0, 0.25, 0.5], [0.75, 0.9, 1.0]], dtype=np.float32)
+        path, expected = tmp_path / "deep.tiff", values.astype(np.float64)
+    Image.fromarray(values).save(path)
+    with Image.open(path) as img:
+        assert img.mode in ("I", "I;16", "F"), img.mode  # what Pillow made of it
+    rgb = image.load(path, mode="rgb")
+    assert rgb.shape == (3, 2, 3) and rgb.dtype == np.float32
+    for channel in rgb:
+        np.testing.assert_allclose(channel, expected, atol=1e-7)
+    np.testing.assert_array_equal(rgb[0], image.load(path, mode="grey")[0])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64, bool])
+def test_filter_of_an_integer_image_computes_in_float32(dtype: type) -> None:
+    photo = skdata.camera()[:64, :64]
+    img = photo > 128 if dtype is bool else photo.astype(dtype)
+    k = kernels.gaussian(sigma=1.0)
+    got = image.filter(img[None], k, padding_mode="reflect")
+    assert got.dtype == np.float32 and got.shape == (1, 64, 64)
+    # values as they are, not divided by 255 (as arrays.filter_file does)
+    expected = scipy.ndimage.convolve(img.astype(np.float64), k, mode="mirror")
+    np.testing.assert_allclose(got[0], expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad", [-1, -3, 3, 10])
+def test_ids_outside_the_vocabulary_are_refused_alike(bad: int) -> None:
+    vocab = text.Vocabulary(["dog", "man"])  # ids 0, 1, 2
+    table = np.arange(6.0).reshape(3, 2)
+    message = rf"ids must lie in \[0, 3\); got {bad} at position 1"
+    with pytest.raises(ValueError, match=message):
+        vocab.decode([1, bad, 2])
+    with pytest.raises(ValueError, match=message):
+        text.one_hot([1, bad, 2], len(vocab))
+    with pytest.raises(ValueError, match=message):
+        text.embed(np.array([1, bad, 2]), table)
+
+
+def test_ids_inside_the_vocabulary_decode_and_embed_as_indexing_does() -> None:
+    vocab = text.Vocabulary(["dog", "man"])
+    table = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    ids = np.array([2, 0, 1, 2], dtype=np.int32)
+    assert (
+        vocab.decode(ids) == [vocab.tokens[int(i)] for i in ids] == ["man", "<unk>", "dog", "man"]
+    )
+    np.testing.assert_array_equal(text.embed(ids, table), table[ids.astype(np.intp)].T)
+    np.testing.assert_array_equal(text.one_hot(ids, 3), np.eye(3, dtype=np.float32)[:, ids])
+    assert vocab.decode([]) == [] and text.embed([], table).shape == (4, 0)
+    assert text.one_hot([], 3).shape == (3, 0)
+    not_ids: list[list[Any]] = [[1.5], [True]]
+    for bad in not_ids:  # refused rather than truncated or counted as 1
+        with pytest.raises(TypeError, match=r"ids must be integers; got"):
+            text.one_hot(bad, 3)
+        with pytest.raises(TypeError, match=r"ids must be integers; got"):
+            text.embed(bad, table)
+        with pytest.raises(TypeError, match=r"ids must be integers; got"):
+            vocab.decode(bad)
+
+
+def test_kernel_sizes_take_any_integral_number_but_not_a_bool() -> None:
+    np.testing.assert_array_equal(kernels.box(np.int64(3)), np.full((3, 3), 1 / 9))
+    assert kernels.gaussian(sigma=1.0, size=np.int32(5)).shape == (5, 5)
+    np.testing.assert_allclose(
+        kernels.lowpass(1000, rate=8000, numtaps=np.int64(51)),
+        scipy.signal.firwin(51, 1000, fs=8000),
+    )
+    bools: list[Any] = [True, False, np.True_]
+    for bad in bools:
+        with pytest.raises(
+            ValueError, match=rf"size={bad!r} must be a positive integer, not a bool"
+        ):
+            kernels.box(bad)
+    with pytest.raises(ValueError, match=r"numtaps=True must be a positive integer, not a bool"):
+        kernels.lowpass(1000, rate=8000, numtaps=True)
+    not_integers: list[Any] = [2.5, 3.0, "3", None]
+    for bad in not_integers:
+        with pytest.raises(
+            ValueError, match=rf"size={re.escape(repr(bad))} must be a positive integer; got"
+        ):
+            kernels.box(bad)
+    with pytest.raises(ValueError, match=r"size=np.int64\(0\) must be a positive integer"):
+        kernels.box(np.int64(0))
+    with pytest.raises(ValueError, match=r"size=2\.5 must be a positive integer; got float"):
+        kernels.kernel("box:size=2.5")  # as the command line passes it
+
+
+@pytest.mark.parametrize("ext", [".wav", ".flac"])
+def test_pcm_audio_save_refuses_values_it_would_clip(tmp_path: Path, ext: str) -> None:
+    import soundfile
+
+    path = tmp_path / f"x{ext}"
+    loud = np.array([[0.5, -1.5, 0.25], [1.25, 0.0, -0.5]])
+    with pytest.raises(
+        ValueError, match=r"data: peak 1\.5 lies outside \[-1, 1\].*scale .* or clip .* first"
+    ):
+        audio.save(path, loud, 8000)
+    with pytest.raises(ValueError, match=r"data holds 1 value that is not finite"):
+        audio.save(path, np.array([[0.0, np.nan, 0.5]]), 8000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    audio.save(path, np.array([[1.0, -1.0, 0.5, 0.0]]), 8000)  # full scale fits
+    pcm, rate = soundfile.read(path, dtype="int16")
+    assert rate == 8000 and pcm.tolist() == [32767, -32768, 16384, 0]
+
+
+def test_ogg_audio_save_keeps_values_beyond_full_scale(tmp_path: Path) -> None:
+    import soundfile
+
+    t = np.arange(8000) / 8000
+    loud = 1.5 * np.sin(2 * np.pi * 440 * t)[None]
+    audio.save(tmp_path / "loud.ogg", loud, 8000)
+    back, _ = soundfile.read(tmp_path / "loud.ogg", dtype="float32")
+    assert np.abs(back).max() > 1.3  # Vorbis stores them; nothing clipped
+
+
+def test_resample_refuses_non_integer_rates_and_1d_signals() -> None:
+    x = np.sin(np.arange(400) / 5)[None]
+    np.testing.assert_allclose(
+        audio.resample(x, np.int64(8000), np.int32(12000)),
+        scipy.signal.resample_poly(x, 3, 2, axis=-1),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    with pytest.raises(TypeError, match=r"rate=8000\.5 must be an integer number of Hz; got float"):
+        audio.resample(x, 8000.5, 16000)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"new_rate=16000\.0 must be an integer number of Hz"):
+        audio.resample(x, 8000, 16000.0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"new_rate=True must be an integer number of Hz"):
+        audio.resample(x, 8000, True)
+    with pytest.raises(ValueError, match=r"rate=0 must be positive"):
+        audio.resample(x, 0, 16000)
+    with pytest.raises(
+        ValueError, match=r"data must be \(channels, time\); got shape \(400,\).*x\[None\]"
+    ):
+        audio.resample(x[0], 8000, 16000)
+
+
+def test_missing_files_raise_file_not_found_naming_the_path(tmp_path: Path) -> None:
+    from convkit.adapters import arrays
+
+    loaders: list[tuple[Callable[[Path], Any], str]] = [
+        (audio.load, "none.wav"),
+        (image.load, "none.png"),
+    ]
+    for load, name in loaders:
+        with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / name))) as info:
+            load(tmp_path / name)
+        assert info.value.filename == str(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'none.npy'}: no such")):
+        arrays.open_array(tmp_path / "none.npy")
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{tmp_path / 'none.zarr'}: no such")):
+        arrays.open_array(tmp_path / "none.zarr")
+
+
+def test_filter_refuses_a_padding_mode_for_audio(tmp_path: Path) -> None:
+    audio.save(tmp_path / "in.wav", np.zeros((1, 800)), 8000)
+    args = ["--kernel", "lowpass:cutoff=1000", "--padding-mode", "zeros"]
+    result = convkit("filter", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), *args)
+    assert result.returncode == 2, result.stderr
+    assert (
+        "convkit: error: --padding-mode zeros: padding modes apply to images and arrays only"
+        in result.stderr
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]

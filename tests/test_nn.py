@@ -199,7 +199,8 @@ def test_a_two_layer_conv_net_learns_to_tell_bars_apart(name: str) -> None:
         epochs=8,
         batch_size=64,
     )
-    assert history[-1] < history[0]
+    losses = history.history["loss"]
+    assert len(losses) == 8 and losses[-1] < losses[0]
     x_test, y_test = _bars(256, np.random.default_rng(1))
     accuracy = float(np.mean(np.argmax(model(x_test), axis=1) == y_test))
     assert accuracy >= 0.95, accuracy
@@ -286,7 +287,8 @@ def test_progress_bar_only_on_a_terminal() -> None:
     proc.wait()
     os.close(leader)
     shown = b"".join(chunks).decode()
-    assert "epoch 2/2 [####################] loss" in shown and "examples/s" in shown
+    assert "epoch 2/2: 100%" in shown and "64/64" in shown, shown
+    assert "ex/s" in shown and "loss=" in shown, shown
 
 
 @pytest.mark.parametrize(
@@ -352,7 +354,8 @@ def test_more_bad_input() -> None:
         flat.backward(np.ones((2, 11)))
     with pytest.raises(
         TypeError,
-        match=r"from_torch\(\) takes a torch.nn.Conv1d, Conv2d or Conv3d; got ConvTranspose2d",
+        match=r"from_torch\(\) takes a torch.nn.Conv1d, Conv2d, Conv3d or a convkit.nn.torch.ConvNd; "
+        r"got ConvTranspose2d",
     ):
         nn.ConvNd.from_torch(torch.nn.ConvTranspose2d(2, 2, 3))
 

@@ -26,7 +26,8 @@ FORMATS = (".zarr", ".npy")
 
 def open_array(path: str | os.PathLike[str]) -> Any:
     """The array stored at ``path`` without reading it: a read-only NumPy memmap for
-    ``.npy``, a ``zarr.Array`` for a ``.zarr`` store.
+    ``.npy``, a ``zarr.Array`` for a ``.zarr`` store. A missing file or store is a
+    :class:`FileNotFoundError` naming it.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.npy"
@@ -37,12 +38,12 @@ def open_array(path: str | os.PathLike[str]) -> Any:
     source = Path(path)
     suffix = source.suffix.lower()
     if suffix == ".npy":
-        if not source.is_file():
-            raise ValueError(f"{source}: no such file")
+        if not source.exists():
+            raise FileNotFoundError(f"{source}: no such file")
         return np.load(source, mmap_mode="r")
     if suffix == ".zarr":
         if not source.exists():
-            raise ValueError(f"{source}: no such Zarr store")
+            raise FileNotFoundError(f"{source}: no such Zarr store")
         import zarr
 
         return zarr.open_array(str(source), mode="r")

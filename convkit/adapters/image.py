@@ -21,7 +21,20 @@ def load(path: str | os.PathLike[str], mode: str = "auto") -> np.ndarray:
     3 for colour (``mode="auto"``), or forced with ``mode="grey"`` / ``"rgb"``. An alpha
     channel is dropped (convkit filters colour, not transparency).
 
-    Pillow's decompression-bomb guard stays on: an absurdly large image is refused.
+    8-bit images are divided by 255, 16-bit greyscale ones (Pillow's ``I`` modes) by
+    65535, with ``mode="rgb"`` too (the grey plane replicated to three channels, where
+    Pillow's own conversion to RGB would clip); 32-bit float images (``F``) are taken as
+    they are.
+
+    Pillow's decompression-bomb guard stays on: an absurdly large image is refused. A
+    missing file is a :class:`FileNotFoundError` (as :func:`open` raises it); a file
+    Pillow cannot read is a :class:`ValueError`.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "grey.png"
+    >>> _ = save(p, np.full((1, 2, 3), 0.5))
+    >>> load(p).shape, load(p, mode="rgb").shape
+    ((1, 2, 3), (3, 2, 3))
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -31,7 +44,8 @@ def load(path: str | os.PathLike[str], mode: str = "auto") -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             grey_modes = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
-            if mode == "grey" or (mode == "auto" and img.mode in grey_modes):
+            deep = img.mode.startswith("I") or img.mode == "F"  # not 8 bits a channel
+            if mode == "grey" or (mode == "auto" and img.mode in grey_modes) or deep:
                 arr: np.ndarray
                 if img.mode.startswith("I"):  # 16-bit PNGs load as I or I;16
                     arr = np.asarray(img, dtype=np.float64) / 65535.0
@@ -39,11 +53,14 @@ def load(path: str | os.PathLike[str], mode: str = "auto") -> np.ndarray:
                     arr = np.asarray(img, dtype=np.float64)
                 else:
                     arr = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
-                return arr.astype(np.float32)[None]
+                plane = arr.astype(np.float32)[None]
+                return np.repeat(plane, 3, axis=0) if mode == "rgb" else plane
             arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
             return np.ascontiguousarray(arr.transpose(2, 0, 1))
     except Image.DecompressionBombError as exc:
         raise ValueError(f"{path}: refused by Pillow's decompression-bomb guard: {exc}") from exc
+    except FileNotFoundError:
+        raise  # open()'s own error, naming the path
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from exc
 
@@ -159,8 +176,14 @@ def filter(
     (``padding="same"``). The kernel is applied as a convolution (flipped), as image
     processing names them.
 
+    A floating-point image is filtered in its dtype; an integer (or boolean) one in
+    float32, its values as they are (not divided by 255), as
+    :func:`convkit.adapters.arrays.filter_file` does.
+
     >>> filter(np.ones((1, 4, 4)), np.full((3, 3), 1 / 9)).round(6).tolist()[0][0]
     [1.0, 1.0, 1.0, 1.0]
+    >>> filter(np.full((1, 2, 2), 9, dtype=np.uint8), np.ones((1, 1))).dtype
+    dtype('float32')
     """
     img = np.asarray(image)
     k = np.asarray(kernel, dtype=np.float64)
@@ -168,6 +191,8 @@ def filter(
         raise ValueError(f"image must be (C, H, W); got shape {img.shape}")
     if k.ndim != 2:
         raise ValueError(f"an image kernel must be 2-d; got shape {k.shape}")
+    if img.dtype.kind in "biu":
+        img = img.astype(np.float32)
     weight = k[::-1, ::-1][None, None].astype(img.dtype if img.dtype.kind == "f" else np.float32)
     y = ops.conv(img[:, None], weight, padding="same", padding_mode=padding_mode, backend=backend)
     return np.asarray(y)[:, 0]

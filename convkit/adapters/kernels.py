@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsIndex
 
 import numpy as np
 
@@ -21,7 +22,12 @@ from convkit.registry import KernelRegistry
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """A named kernel: what it applies to, and the function that builds it."""
+    """A named kernel: what it applies to, and the function that builds it.
+
+    >>> spec = KERNELS["gaussian"]
+    >>> spec.domain, spec.build(sigma=0.5).shape
+    ('image', (5, 5))
+    """
 
     name: str
     domain: str  # "image" or "audio"
@@ -29,18 +35,26 @@ class KernelSpec:
     doc: str
 
 
-def box(size: int = 3) -> np.ndarray:
-    """Mean over a ``size`` x ``size`` square."""
-    _positive("size", size)
+def box(size: SupportsIndex = 3) -> np.ndarray:
+    """Mean over a ``size`` x ``size`` square.
+
+    >>> box(2).tolist()
+    [[0.25, 0.25], [0.25, 0.25]]
+    """
+    size = _positive("size", size)
     return np.full((size, size), 1.0 / size**2)
 
 
-def gaussian(sigma: float = 1.0, size: int | None = None) -> np.ndarray:
-    """Normalised Gaussian; ``size`` defaults to ``2 * ceil(3 sigma) + 1``."""
+def gaussian(sigma: float = 1.0, size: SupportsIndex | None = None) -> np.ndarray:
+    """Normalised Gaussian; ``size`` defaults to ``2 * ceil(3 sigma) + 1``.
+
+    >>> k = gaussian(sigma=1.0)
+    >>> k.shape, round(float(k.sum()), 6)
+    ((7, 7), 1.0)
+    """
     if not sigma > 0:
         raise ValueError(f"gaussian: sigma={sigma!r} must be > 0")
-    size = 2 * math.ceil(3 * sigma) + 1 if size is None else size
-    _positive("size", size)
+    size = _positive("size", 2 * math.ceil(3 * sigma) + 1 if size is None else size)
     r = np.arange(size) - (size - 1) / 2
     g = np.exp(-(r**2) / (2 * sigma**2))
     k = np.outer(g, g)
@@ -48,43 +62,73 @@ def gaussian(sigma: float = 1.0, size: int | None = None) -> np.ndarray:
 
 
 def sobel_x() -> np.ndarray:
-    """Horizontal derivative (responds to vertical edges)."""
+    """Horizontal derivative (responds to vertical edges).
+
+    >>> sobel_x()[1].tolist()
+    [-2.0, 0.0, 2.0]
+    """
     return np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
 def sobel_y() -> np.ndarray:
-    """Vertical derivative (responds to horizontal edges)."""
+    """Vertical derivative (responds to horizontal edges).
+
+    >>> sobel_y()[:, 1].tolist()
+    [-2.0, 0.0, 2.0]
+    """
     return sobel_x().T.copy()
 
 
 def laplacian() -> np.ndarray:
-    """The 4-neighbour Laplacian."""
+    """The 4-neighbour Laplacian.
+
+    >>> laplacian()[1].tolist()
+    [1.0, -4.0, 1.0]
+    """
     return np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def sharpen() -> np.ndarray:
-    """Identity plus the negative Laplacian."""
+    """Identity plus the negative Laplacian.
+
+    >>> sharpen()[1].tolist()
+    [-1.0, 5.0, -1.0]
+    """
     return np.array([[0.0, -1.0, 0.0], [-1.0, 5.0, -1.0], [0.0, -1.0, 0.0]])
 
 
-def lowpass(cutoff: float, rate: int, numtaps: int = 101) -> np.ndarray:
-    """FIR low-pass at ``cutoff`` Hz (``scipy.signal.firwin``)."""
+def lowpass(cutoff: float, rate: int, numtaps: SupportsIndex = 101) -> np.ndarray:
+    """FIR low-pass at ``cutoff`` Hz (``scipy.signal.firwin``).
+
+    >>> h = lowpass(1000, rate=8000)
+    >>> h.shape, round(float(h.sum()), 6)
+    ((101,), 1.0)
+    """
     import scipy.signal
 
     _cutoffs(rate, cutoff)
     return np.asarray(scipy.signal.firwin(_odd(numtaps), cutoff, fs=rate))
 
 
-def highpass(cutoff: float, rate: int, numtaps: int = 101) -> np.ndarray:
-    """FIR high-pass at ``cutoff`` Hz."""
+def highpass(cutoff: float, rate: int, numtaps: SupportsIndex = 101) -> np.ndarray:
+    """FIR high-pass at ``cutoff`` Hz.
+
+    >>> h = highpass(300, rate=8000)
+    >>> h.shape, abs(float(h.sum())) < 0.01
+    ((101,), True)
+    """
     import scipy.signal
 
     _cutoffs(rate, cutoff)
     return np.asarray(scipy.signal.firwin(_odd(numtaps), cutoff, fs=rate, pass_zero=False))
 
 
-def bandpass(low: float, high: float, rate: int, numtaps: int = 101) -> np.ndarray:
-    """FIR band-pass between ``low`` and ``high`` Hz."""
+def bandpass(low: float, high: float, rate: int, numtaps: SupportsIndex = 101) -> np.ndarray:
+    """FIR band-pass between ``low`` and ``high`` Hz.
+
+    >>> bandpass(300, 3000, rate=8000, numtaps=50).shape
+    (51,)
+    """
     import scipy.signal
 
     _cutoffs(rate, low, high)
@@ -93,14 +137,32 @@ def bandpass(low: float, high: float, rate: int, numtaps: int = 101) -> np.ndarr
     return np.asarray(scipy.signal.firwin(_odd(numtaps), [low, high], fs=rate, pass_zero=False))
 
 
-def _positive(name: str, value: Any) -> None:
-    if not isinstance(value, int) or value < 1:
+def _positive(name: str, value: Any) -> int:
+    """``value`` as a positive ``int``: any integral number (``operator.index``: ``int``,
+    NumPy integers) but a ``bool``; anything else is a :class:`ValueError` naming it.
+
+    >>> _positive("size", np.int64(3))
+    3
+    >>> _positive("size", True)
+    Traceback (most recent call last):
+    ValueError: size=True must be a positive integer, not a bool
+    """
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name}={value!r} must be a positive integer, not a bool")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(
+            f"{name}={value!r} must be a positive integer; got {type(value).__name__}"
+        ) from None
+    if number < 1:
         raise ValueError(f"{name}={value!r} must be a positive integer")
+    return number
 
 
-def _odd(numtaps: int) -> int:
-    _positive("numtaps", numtaps)
-    return numtaps if numtaps % 2 else numtaps + 1  # odd: a type I filter, any response
+def _odd(numtaps: SupportsIndex) -> int:
+    n = _positive("numtaps", numtaps)
+    return n if n % 2 else n + 1  # odd: a type I filter, any response
 
 
 def _cutoffs(rate: int, *cutoffs: float) -> None:
@@ -134,14 +196,26 @@ the same hook, and the same entry-point group, as a third-party plugin would."""
 
 @hookimpl
 def convkit_add_kernels(registry: KernelRegistry) -> None:
-    """Register the built-in kernels."""
+    """Register the built-in kernels.
+
+    pluggy calls this when convkit loads its plugins, as it calls a plugin's:
+
+    >>> from convkit import plugins
+    >>> sorted(KERNELS) == sorted(n for n in plugins.host().kernels.names() if n in KERNELS)
+    True
+    """
     for spec in KERNELS.values():
         registry.add(spec.name, spec.domain, spec.build, spec.doc)
 
 
 def available() -> dict[str, KernelSpec]:
     """Every registered kernel: the built-ins and those plugins contributed
-    (``convkit_add_kernels``)."""
+    (``convkit_add_kernels``).
+
+    >>> specs = available()
+    >>> specs["gaussian"].domain, specs["lowpass"].domain
+    ('image', 'audio')
+    """
     from convkit import plugins
 
     contributed = plugins.host().kernels

@@ -44,7 +44,11 @@ class Vocabulary:
 
     @classmethod
     def build(cls, corpus: Iterable[Sequence[str]], min_count: int = 1) -> Vocabulary:
-        """The tokens of ``corpus`` seen at least ``min_count`` times."""
+        """The tokens of ``corpus`` seen at least ``min_count`` times.
+
+        >>> Vocabulary.build([["a", "b", "a"], ["c"]], min_count=2).tokens
+        ['<unk>', 'a']
+        """
         counts = Counter(t for sentence in corpus for t in sentence)
         ordered = sorted(
             (t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t)
@@ -56,31 +60,71 @@ class Vocabulary:
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
         """Ids of ``tokens``; tokens outside the vocabulary map to the unknown id 0 and
-        are counted in :attr:`unknown_count`."""
+        are counted in :attr:`unknown_count`.
+
+        >>> vocab = Vocabulary(["the", "cat"])
+        >>> vocab.encode(["the", "dog"]), vocab.unknown_count
+        ([1, 0], 1)
+        """
         ids = [self.index.get(t, 0) for t in tokens]
         self.unknown_count += sum(1 for t in tokens if t not in self.index)
         return ids
 
-    def decode(self, ids: Sequence[int]) -> list[str]:
-        """Tokens of ``ids``."""
-        return [self.tokens[i] for i in ids]
+    def decode(self, ids: Sequence[int] | np.ndarray) -> list[str]:
+        """Tokens of ``ids``; an id outside ``[0, len(self))`` is a :class:`ValueError`
+        (a negative id does not count from the end), as :func:`one_hot` has it.
+
+        >>> Vocabulary(["the", "cat"]).decode([1, 2, 0])
+        ['the', 'cat', '<unk>']
+        """
+        return [self.tokens[i] for i in _checked_ids(ids, len(self)).tolist()]
 
 
-def one_hot(ids: Sequence[int], size: int) -> np.ndarray:
+def one_hot(ids: Sequence[int] | np.ndarray, size: int) -> np.ndarray:
     """``(size, len(ids))`` float32: channel ``ids[t]`` is 1 at time ``t``.
 
     >>> one_hot([2, 0], 3).tolist()
     [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]
     """
-    ids_arr = np.asarray(ids, dtype=np.int64)
-    if ids_arr.size and (ids_arr.min() < 0 or ids_arr.max() >= size):
-        raise ValueError(f"ids must lie in [0, {size}); got {ids_arr.min()}..{ids_arr.max()}")
+    ids_arr = _checked_ids(ids, size)
     out = np.zeros((size, len(ids_arr)), dtype=np.float32)
     out[ids_arr, np.arange(len(ids_arr))] = 1.0
     return out
 
 
-def embed(ids: Sequence[int], table: np.ndarray) -> np.ndarray:
-    """``(dim, len(ids))``: column ``t`` is row ``ids[t]`` of the ``(vocab, dim)`` table."""
+def embed(ids: Sequence[int] | np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``(dim, len(ids))``: column ``t`` is row ``ids[t]`` of the ``(vocab, dim)`` table;
+    an id outside ``[0, len(table))`` is a :class:`ValueError`, as in :func:`one_hot`.
+
+    >>> embed([2, 0], np.arange(6.0).reshape(3, 2)).tolist()
+    [[4.0, 0.0], [5.0, 1.0]]
+    """
     table = np.asarray(table)
-    return np.ascontiguousarray(table[np.asarray(ids, dtype=np.int64)].T)
+    if table.ndim != 2:
+        raise ValueError(f"table must be (vocab, dim); got shape {table.shape}")
+    return np.ascontiguousarray(table[_checked_ids(ids, len(table))].T)
+
+
+def _checked_ids(ids: Sequence[int] | np.ndarray, size: int) -> np.ndarray:
+    """``ids`` as a 1-d int64 array, each in ``[0, size)``, or a clear error: a
+    :class:`TypeError` for ids that are not integers (a float is not truncated, a bool
+    not counted as 0 or 1), a :class:`ValueError` naming the first id out of range.
+
+    >>> _checked_ids([2, 0], 3).tolist()
+    [2, 0]
+    >>> _checked_ids([1, -1], 3)
+    Traceback (most recent call last):
+    ValueError: ids must lie in [0, 3); got -1 at position 1
+    """
+    arr = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids))
+    if arr.ndim != 1:
+        raise ValueError(f"ids must be a 1-d sequence of integers; got shape {arr.shape}")
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"ids must be integers; got {arr.dtype} values such as {arr[0].item()!r}")
+    outside = np.flatnonzero((arr < 0) | (arr >= size))
+    if outside.size:
+        at = int(outside[0])
+        raise ValueError(f"ids must lie in [0, {size}); got {arr[at]} at position {at}")
+    return arr.astype(np.int64)

@@ -64,7 +64,7 @@ def denoise(ctx: Context) -> dict[str, float]:
         epochs=8 if ctx.quick else 25,
         batch_size=8,
         seed=5,
-        progress=ctx.progress,
+        verbose=ctx.verbose,
     )
     learned = audio.run_conv1d(layer, noisy)
     taps = kernels.lowpass(cutoff=2500, rate=rate, numtaps=63)

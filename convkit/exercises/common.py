@@ -24,6 +24,12 @@ class Context:
     """What the report says chose ``backend`` (``"--backend"``, the command's default);
     ``None``: where :func:`convkit.get_backend` finds the choice."""
 
+    @property
+    def verbose(self) -> int | None:
+        """``progress`` as :func:`convkit.nn.fit`'s ``verbose``: a bar on a terminal
+        (``None``), always (``True``) or never (``False``)."""
+        return None if self.progress is None else int(self.progress)
+
     def rng(self, salt: int = 0) -> np.random.Generator:
         """A generator seeded per exercise, so each result is reproducible alone."""
         return np.random.default_rng(self.seed * 1000 + salt)

@@ -121,7 +121,7 @@ def train_net(
         epochs=6 if ctx.quick else 15,
         batch_size=50,
         seed=seed,
-        progress=ctx.progress,
+        verbose=ctx.verbose,
     )
     return float(np.mean(np.argmax(model(x_test), axis=1) == y_test))
 

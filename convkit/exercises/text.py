@@ -104,7 +104,7 @@ def accuracy(
         epochs=10 if ctx.quick else 15,
         batch_size=50,
         seed=seed,
-        progress=ctx.progress,
+        verbose=ctx.verbose,
     )
     return float(np.mean(np.argmax(model(test[0]), axis=1) == test[1]))
 

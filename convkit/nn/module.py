@@ -1,76 +1,23 @@
-"""Parameters and the module protocol shared by every layer."""
+"""Parameters and the module protocol shared by every layer: PyTorch's conventions for
+names, modes, ``repr`` and state dicts, and a Keras-style :meth:`Module.summary`."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from convkit.fileio import atomic_output
+from convkit.nn.parameter import Parameter, to_numpy
 
 
-class Parameter:
-    """A trainable array and its accumulated gradient.
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`Module.load_state_dict` with ``strict=False`` did not match."""
 
-    ``value`` can be replaced by an array of the same shape and dtype; ``grad`` holds the
-    sum of the gradients since the last :meth:`zero_grad`.
-
-    >>> p = Parameter(np.zeros(3, dtype=np.float32))
-    >>> p.value = np.ones(3, dtype=np.float32)
-    >>> p.value.tolist(), p.grad.tolist()
-    ([1.0, 1.0, 1.0], [0.0, 0.0, 0.0])
-    """
-
-    def __init__(self, value: np.ndarray, name: str = "parameter") -> None:
-        self.name = name
-        self._value = np.array(value)
-        self._grad = np.zeros_like(self._value)
-
-    @property
-    def value(self) -> np.ndarray:
-        """The parameter's array."""
-        return self._value
-
-    @value.setter
-    def value(self, new: Any) -> None:
-        new = np.asarray(new)
-        if new.shape != self._value.shape or new.dtype != self._value.dtype:
-            raise ValueError(
-                f"{self.name} must be an array of shape {self._value.shape} and dtype "
-                f"{self._value.dtype}; got shape {new.shape} and dtype {new.dtype}"
-            )
-        self._value = np.array(new)
-
-    @property
-    def grad(self) -> np.ndarray:
-        """The accumulated gradient, of the parameter's shape and dtype."""
-        return self._grad
-
-    @grad.setter
-    def grad(self, new: Any) -> None:
-        new = np.asarray(new)
-        if new.shape != self._value.shape:
-            raise ValueError(
-                f"the gradient of {self.name} must have shape {self._value.shape}; got {new.shape}"
-            )
-        self._grad = new.astype(self._value.dtype, copy=True)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """The parameter's shape."""
-        return tuple(self._value.shape)
-
-    def zero_grad(self) -> None:
-        """Reset the accumulated gradient to zeros."""
-        self._grad = np.zeros_like(self._value)
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return self._value if dtype is None else self._value.astype(dtype)
-
-    def __repr__(self) -> str:
-        return f"Parameter({self.name}, shape={self.shape}, dtype={self._value.dtype})"
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class Module:
@@ -78,12 +25,30 @@ class Module:
     gradient of the loss with respect to the output, accumulates the parameters'
     gradients and returns the gradient with respect to the input.
 
+    Names follow PyTorch: a child held in an attribute is named after it, the children
+    of a :class:`~convkit.nn.Sequential` by their index, so :meth:`state_dict` keys are
+    those of the same structure in PyTorch (``0.weight``, ``2.running_mean``, ...).
     Layers work on NumPy arrays; the convolution inside runs on the backend the layer
     (or the selection) names.
+
+    >>> from convkit import nn
+    >>> model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    >>> list(model.state_dict())
+    ['0.weight', '0.bias', '2.weight', '2.bias']
+    >>> model.eval().training
+    False
     """
 
     parameter_names: tuple[str, ...] = ()
     """Attributes that hold a :class:`Parameter` (or ``None`` when the layer has none)."""
+
+    buffer_names: tuple[str, ...] = ()
+    """Attributes that hold state saved with the parameters but not trained (running
+    statistics), as NumPy arrays (or ``None``)."""
+
+    training: bool = True
+    """Whether the module is in training mode (:meth:`train`) or evaluation mode
+    (:meth:`eval`); dropout and batch normalisation behave differently in each."""
 
     def forward(self, x: Any) -> Any:
         """Compute the output and remember what :meth:`backward` needs."""
@@ -109,19 +74,43 @@ class Module:
             )
         object.__setattr__(self, name, value)
 
+    # -- structure ----------------------------------------------------------------------
+
+    def children(self) -> list[Module]:
+        """Sub-modules held in a sequence (``Sequential``); attributes are found anyway."""
+        return []
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """``(name, module)`` for the direct sub-modules: attributes by name, then the
+        sequence of :meth:`children` by index."""
+        for name, value in self.__dict__.items():
+            if isinstance(value, Module):
+                yield name, value
+        for i, child in enumerate(self.children()):
+            yield str(i), child
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module (named ``prefix``) and every sub-module, depth first."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """``(name, parameter)`` pairs of this module and its children, in order."""
         for name, value in self.__dict__.items():
             if isinstance(value, Parameter):
                 yield prefix + name, value
-            elif isinstance(value, Module):
-                yield from value.named_parameters(f"{prefix}{name}.")
-        for i, child in enumerate(self.children()):
-            yield from child.named_parameters(f"{prefix}{i}.")
+        for name, child in self.named_children():
+            yield from child.named_parameters(f"{prefix}{name}.")
 
-    def children(self) -> list[Module]:
-        """Sub-modules held in a sequence (``Sequential``); attributes are found anyway."""
-        return []
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """``(name, array)`` pairs of the buffers of this module and its children."""
+        for name in self.buffer_names:
+            value = self.__dict__.get(name)
+            if value is not None:
+                yield prefix + name, value
+        for name, child in self.named_children():
+            yield from child.named_buffers(f"{prefix}{name}.")
 
     def parameters(self) -> list[Parameter]:
         """Every parameter, for an optimiser."""
@@ -132,29 +121,225 @@ class Module:
         for p in self.parameters():
             p.zero_grad()
 
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Parameter arrays by name (copies)."""
-        return {name: p.value.copy() for name, p in self.named_parameters()}
+    # -- modes and dtypes ---------------------------------------------------------------
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Set every parameter from ``state``; names, shapes and dtypes must match."""
-        params = dict(self.named_parameters())
-        missing = sorted(set(params) - set(state))
-        unexpected = sorted(set(state) - set(params))
-        if missing or unexpected:
-            raise ValueError(
-                f"state does not fit this module: missing {missing}, unexpected {unexpected}"
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (``mode=False``: evaluation mode) here and in every
+        sub-module; returns the module."""
+        for _, module in self.named_modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        """Set evaluation mode: dropout passes its input through and batch normalisation
+        uses its running statistics. Returns the module."""
+        return self.train(False)
+
+    def astype(self, dtype: Any) -> Module:
+        """Convert every floating-point parameter and buffer to ``dtype`` (``float32``
+        or ``float64``), in place; returns the module. Make the optimiser afterwards."""
+        dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise TypeError(f"dtype={dtype!r}: layers train in float32 or float64")
+        for _, module in self.named_modules():
+            for value in module.__dict__.values():
+                if isinstance(value, Parameter):
+                    value.astype(dt)
+            for name in module.buffer_names:
+                buf = module.__dict__.get(name)
+                if buf is not None and buf.dtype.kind == "f":
+                    object.__setattr__(module, name, buf.astype(dt))
+        return self
+
+    def float(self) -> Module:
+        """``astype(np.float32)``, as ``torch.nn.Module.float``."""
+        return self.astype(np.float32)
+
+    def double(self) -> Module:
+        """``astype(np.float64)``, as ``torch.nn.Module.double``."""
+        return self.astype(np.float64)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers by name (copies), PyTorch's keys for the same
+        structure: each module's parameters, then its buffers, then its children's."""
+        state: dict[str, np.ndarray] = {}
+        for prefix, module in self.named_modules():
+            dot = f"{prefix}." if prefix else ""
+            for name, value in module.__dict__.items():
+                if isinstance(value, Parameter):
+                    state[dot + name] = value.value.copy()
+            for name in module.buffer_names:
+                buf = module.__dict__.get(name)
+                if buf is not None:
+                    state[dot + name] = np.array(buf)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Set parameters and buffers from ``state``: NumPy arrays, torch tensors (so
+        ``model.load_state_dict(torch_model.state_dict())`` works for the same
+        structure) or anything array-like.
+
+        Shapes must match; values are cast to the module's dtypes where NumPy casts
+        within a kind (float64 into float32), as ``torch.Tensor.copy_`` does. With
+        ``strict=True`` the keys must match exactly; with ``strict=False`` the keys that
+        did not are returned. Nothing is changed unless every entry fits.
+        """
+        targets: dict[str, tuple[Module, str, np.ndarray]] = {}
+        for prefix, module in self.named_modules():
+            dot = f"{prefix}." if prefix else ""
+            for name, value in module.__dict__.items():
+                if isinstance(value, Parameter):
+                    targets[dot + name] = (module, name, value.value)
+            for name in module.buffer_names:
+                buf = module.__dict__.get(name)
+                if buf is not None:
+                    targets[dot + name] = (module, name, buf)
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"state does not fit this {type(self).__name__}: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
             )
-        for name, p in params.items():
-            p.value = state[name]
+        converted: dict[str, np.ndarray] = {}
+        for key, (_, _, current) in targets.items():
+            if key not in state:
+                continue
+            new = to_numpy(state[key])
+            if new.shape != current.shape:
+                raise ValueError(
+                    f"state[{key!r}] has shape {new.shape}; this module's {key} has shape "
+                    f"{current.shape}"
+                )
+            if not np.can_cast(new.dtype, current.dtype, "same_kind"):
+                raise TypeError(
+                    f"state[{key!r}] has dtype {new.dtype}; this module's {key} is "
+                    f"{current.dtype}, which it cannot be cast to"
+                )
+            converted[key] = new.astype(current.dtype, copy=True)
+        for key, new in converted.items():
+            module, name, _ = targets[key]
+            if isinstance(module.__dict__[name], Parameter):
+                module.__dict__[name].value = new
+            else:
+                object.__setattr__(module, name, new)
+        return IncompatibleKeys(missing, unexpected)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the parameters to an ``.npz`` file, atomically: the file appears only
-        complete, and a failure leaves any previous file untouched."""
+        """Write :meth:`state_dict` to an ``.npz`` file, atomically: the file appears
+        only complete, and a failure leaves any previous file untouched."""
         with atomic_output(path) as f:
             np.savez(f, **self.state_dict())  # type: ignore[arg-type]
 
     def load(self, path: str | os.PathLike[str]) -> None:
-        """Read parameters written by :meth:`save`."""
+        """Read a state written by :meth:`save`."""
         with np.load(path) as data:
             self.load_state_dict({k: data[k] for k in data.files})
+
+    # -- display ----------------------------------------------------------------------------
+
+    def extra_repr(self) -> str:
+        """The module's own settings, shown inside its ``repr`` (as PyTorch's)."""
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr().splitlines()
+        children = [
+            f"({name}): " + repr(child).replace("\n", "\n  ")
+            for name, child in self.named_children()
+        ]
+        lines = extra + children
+        if not children and len(extra) <= 1:
+            return f"{type(self).__name__}({''.join(extra)})"
+        return type(self).__name__ + "(\n  " + "\n  ".join(lines) + "\n)"
+
+    def summary(
+        self, input_shape: tuple[int, ...], *, print_fn: Callable[[str], Any] = print
+    ) -> None:
+        """Print each layer, its output shape and its parameter count, as Keras'
+        ``model.summary()``. ``input_shape`` is one example's shape (no batch axis); a
+        forward pass on zeros in evaluation mode finds the shapes, and the mode is left
+        as it was.
+
+        >>> from convkit import nn
+        >>> nn.Sequential(nn.Linear(4, 3), nn.ReLU()).summary((4,))
+        Layer (type)    Output shape        Param #
+        ===========================================
+        0 (Linear)      (None, 3)                15
+        1 (ReLU)        (None, 3)                 0
+        ===========================================
+        Total params: 15
+        Trainable params: 15
+        Non-trainable params: 0
+        """
+        params = self.parameters()
+        dtype = params[0].value.dtype if params else np.dtype(np.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            rows = self._summary_rows(np.zeros((1, *input_shape), dtype=dtype), "")[1]
+        finally:
+            self.train(was_training)
+        table = [("Layer (type)", "Output shape", "Param #")] + [
+            (name, "(None, " + ", ".join(map(str, shape[1:])) + ")", f"{n:,}")
+            for name, shape, n in rows
+        ]
+        name_w, shape_w, count_w = (max(len(r[i]) for r in table) + 4 for i in range(3))
+        width = name_w + shape_w + count_w
+
+        def line(r: tuple[str, str, str]) -> str:
+            return r[0].ljust(name_w) + r[1].ljust(shape_w) + r[2].rjust(count_w)
+
+        trainable = sum(p.size for p in params)
+        buffers = sum(b.size for _, b in self.named_buffers() if b.dtype.kind == "f")
+        out = [line(table[0]), "=" * width, *map(line, table[1:]), "=" * width]
+        out += [
+            f"Total params: {trainable + buffers:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {buffers:,}",
+        ]
+        for text in out:
+            print_fn(text)
+
+    def _summary_rows(
+        self, x: np.ndarray, name: str
+    ) -> tuple[np.ndarray, list[tuple[str, tuple[int, ...], int]]]:
+        """Run ``x`` through, returning the output and one row per leaf layer."""
+        y = np.asarray(self(x))
+        count = sum(p.size for p in self.parameters())
+        label = f"{name} ({type(self).__name__})" if name else type(self).__name__
+        return y, [(label, tuple(y.shape), count)]
+
+
+def need_forward(layer: Module, state: Any) -> None:
+    """Raise when ``backward`` comes before any ``forward``."""
+    if state is None:
+        raise RuntimeError(
+            f"{type(layer).__name__}.backward() called before forward(): there is no "
+            f"input to differentiate at"
+        )
+
+
+def check_grad_shape(layer: Module, grad_out: Any, shape: tuple[int, ...]) -> None:
+    """Raise when ``grad_out`` does not have the last output's shape."""
+    if tuple(np.shape(grad_out)) != tuple(shape):
+        raise ValueError(
+            f"{type(layer).__name__}.backward() expects grad_out of the output's shape "
+            f"{tuple(shape)}; got {tuple(np.shape(grad_out))}"
+        )
+
+
+def check_input_dtype(layer: Module, x: np.ndarray, dtype: np.dtype) -> None:
+    """Refuse an input whose dtype is not the layer's (PyTorch's rule: no silent cast)."""
+    if x.dtype != dtype:
+        model = {
+            "float64": " or the model (model.double())",
+            "float32": " or the model (model.float())",
+        }
+        raise TypeError(
+            f"{type(layer).__name__} has {dtype} parameters but got {x.dtype} input; "
+            f"convert the input (x.astype(np.{dtype})){model.get(str(x.dtype), '')}: "
+            f"layers do not cast"
+        )

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from convkit.nn.module import Parameter
+from convkit.nn.parameter import Parameter
 
 
 class SGD:
