@@ -85,3 +85,10 @@ def test_audio_denoise_writes_wavs_and_a_figure_and_reports_snrs(tmp_path: Path)
     expected = 10 * np.log10(np.sum(clean**2) / np.sum((noisy - clean) ** 2))
     assert float(snr["noisy input"]) == pytest.approx(expected, abs=0.01)
     assert float(snr["Wiener FIR (57 taps)"]) > float(snr["noisy input"])
+
+
+def test_the_readme_training_snippet_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "nn.fit" in b]
+    exec(compile(block, "README.md", "exec"), {})
+    assert float(capsys.readouterr().out.strip()) > 0.8  # printed as "about 0.9"

@@ -70,7 +70,13 @@ def test_fit_reports_keras_names_and_validation_matches_evaluate() -> None:
     scores = nn.evaluate(model, xv, yv, loss=loss, batch_size=7)
     assert list(scores) == ["loss", "accuracy"]
     assert scores["loss"] == pytest.approx(history.history["val_loss"][-1], rel=1e-5)
-    assert history.params == {"epochs": 4, "steps": 8, "samples": 256, "batch_size": 32}
+    assert history.params == {
+        "epochs": 4,
+        "steps": 8,
+        "samples": 256,
+        "batch_size": 32,
+        "metrics": ["loss", "accuracy", "val_loss", "val_accuracy"],
+    }
 
 
 def test_training_metrics_are_means_over_the_epochs_batches() -> None:
@@ -243,7 +249,7 @@ def test_early_stopping_without_restore_keeps_the_last_weights_and_modes() -> No
     assert not stop.stop_training
     stop.on_epoch_end(2, {"val_accuracy": 0.7})
     assert stop.stop_training and stop.best == 0.7 and stop.best_epoch == 1
-    with pytest.raises(KeyError, match=r"EarlyStopping monitors 'val_loss', which fit\(\) does"):
+    with pytest.raises(ValueError, match=r"EarlyStopping\(monitor='val_loss'\): the logs hold"):
         nn.EarlyStopping().on_epoch_end(0, {"loss": 1.0})
     with pytest.raises(ValueError, match=r"mode='up'; expected 'auto', 'min' or 'max'"):
         nn.EarlyStopping(mode="up")
@@ -435,7 +441,7 @@ def test_a_float32_model_refuses_float64_input_as_torch_does() -> None:
 def test_conv4d_is_conv_over_four_dimensions() -> None:
     import convkit as ck
 
-    layer = nn.Conv4d(2, 3, 2, padding=1, padding_mode="circular", seed=0)
+    layer = nn.Conv4d(2, 3, 2, padding=1, padding_mode="circular", backend="numpy", seed=0)
     x = np.random.default_rng(0).standard_normal((1, 2, 3, 4, 3, 2)).astype(np.float32)
     expected = ck.conv(x, layer.weight.value, layer.bias.value, padding=1,
                        padding_mode="circular", backend="scipy")  # fmt: skip
@@ -480,3 +486,165 @@ def test_to_torch_and_back_keep_the_function(layer, native) -> None:
     back = nn.ConvNd.from_torch(module)
     np.testing.assert_array_equal(back(x), layer(x))
     assert repr(back).split("(", 1)[1] == repr(layer).split("(", 1)[1]
+
+
+# -- what a reviewer tried -------------------------------------------------------------------
+
+
+def test_early_stopping_on_a_name_fit_does_not_report_fails_before_training() -> None:
+    m = nn.Linear(1, 1, seed=0)
+    before = m.state_dict()
+    x = np.ones((8, 1), np.float32)
+    with pytest.raises(
+        ValueError, match=r"fit\(\) reports \['loss'\] \(val_\* needs validation_data\)"
+    ):
+        nn.fit(m, nn.MSELoss(), nn.SGD(m.parameters(), lr=0.1), x, x,
+               callbacks=[nn.EarlyStopping("val_loss")], verbose=0)  # fmt: skip
+    assert all(np.array_equal(m.state_dict()[k], v) for k, v in before.items())
+
+
+def test_integral_numbers_are_accepted_and_empty_data_is_refused() -> None:
+    m = nn.Linear(1, 1, seed=0)
+    x = np.ones((8, 1), np.float32)
+    h = nn.fit(m, nn.MSELoss(), nn.SGD(m.parameters(), lr=0.1), x, x,
+               epochs=np.int64(2), batch_size=np.int32(4), verbose=0)  # fmt: skip
+    assert h.epoch == [0, 1]
+    with pytest.raises(ValueError, match=r"fit: x and y hold no examples"):
+        nn.fit(m, nn.MSELoss(), nn.SGD(m.parameters(), lr=0.1), x[:0], x[:0], verbose=0)
+    with pytest.raises(ValueError, match=r"evaluate: x and y hold no examples"):
+        nn.evaluate(m, x[:0], x[:0], metrics=["mse"])
+    with pytest.raises(ValueError, match=r"predict: x needs one or more examples"):
+        nn.predict(m, x[:0])
+    with pytest.raises(ValueError, match=r"batch_size=True must be a positive integer"):
+        nn.fit(m, nn.MSELoss(), nn.SGD(m.parameters(), lr=0.1), x, x, batch_size=True)
+
+
+def test_metrics_refuse_what_they_would_get_wrong() -> None:
+    with pytest.raises(ValueError, match=r"prediction \(3, 1\) has one score per example"):
+        nn.accuracy(np.array([[0.9], [0.1], [0.8]]), np.array([1, 0, 1]))
+    m = nn.Linear(1, 1)
+    x = np.ones((4, 1), np.float32)
+    with pytest.raises(ValueError, match=r"'<lambda>' is not a name; define it with def"):
+        nn.evaluate(m, x, x, metrics=[lambda p, t: 0.0])
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [
+        (lambda: nn.Linear(0, 3), ValueError, r"in_features=0 must be a positive integer"),
+        (lambda: nn.Linear(2.5, 3), ValueError, r"in_features=2.5 must be a positive integer"),
+        (lambda: nn.Linear(2, 3, dtype="int32"), TypeError, r"dtype='int32': layers train in"),
+        (lambda: nn.Dropout("a"), ValueError, r"p='a': a dropout probability must lie in"),
+        (lambda: nn.Conv2d(2, 2, 3, groups=1.5), ValueError, r"groups=1.5 must be a positive"),
+        (lambda: nn.BatchNorm2d(4, momentum=2), ValueError, r"momentum=2 must be a number in"),
+        (lambda: nn.BatchNorm2d(4, eps=0), ValueError, r"eps=0 must be a positive number"),
+        (lambda: nn.BatchNorm1d(4, dtype="float16"), TypeError, r"dtype='float16'"),
+    ],
+)
+def test_constructors_name_the_bad_argument(build, error, match) -> None:
+    with pytest.raises(error, match=match):
+        build()
+
+
+def test_summary_walks_a_custom_module_in_call_order() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            self.features = nn.Sequential(nn.Conv1d(1, 4, 3, seed=0), nn.ReLU())
+            self.head = nn.Linear(4 * 6, 2, seed=1)
+            self.flat = nn.Flatten()
+
+        def forward(self, x):
+            return self.head(self.flat(self.features(x)))
+
+    lines: list[str] = []
+    Net().summary((1, 8), print_fn=lines.append)
+    rows = [[*line.split()[:2], line.split()[-1]] for line in lines[2:6]]
+    assert rows == [
+        ["features.0", "(Conv1d)", "16"],
+        ["features.1", "(ReLU)", "0"],
+        ["flat", "(Flatten)", "0"],
+        ["head", "(Linear)", "50"],
+    ]
+    assert "(None, 4, 6)" in lines[2] and "(None, 2)" in lines[5]
+    assert lines[-2] == "Trainable params: 66"
+
+
+def test_fixed_dimension_convs_take_torchs_positional_order() -> None:
+    a = nn.Conv2d(3, 8, 3, 2, 1, 1, 1, False, "reflect", seed=0)
+    b = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False, padding_mode="reflect", seed=0)
+    assert repr(a) == repr(b) == repr(torch.nn.Conv2d(3, 8, 3, 2, 1, 1, 1, False, "reflect"))
+    back = nn.ConvNd.from_torch(torch.nn.Conv1d(2, 2, 3))
+    assert type(back) is nn.Conv1d
+
+
+def test_a_bfloat16_state_loads_exactly() -> None:
+    layer = nn.Linear(2, 2, seed=0)
+    state = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in layer.state_dict().items()}
+    layer.load_state_dict(state)
+    np.testing.assert_array_equal(layer.weight.value, state["weight"].float().numpy())
+
+
+def test_fit_leaves_no_progress_thread_behind() -> None:
+    import threading
+
+    before = {t.name for t in threading.enumerate()}
+    m = nn.Linear(1, 1, seed=0)
+    x = np.ones((8, 1), np.float32)
+    nn.fit(m, nn.MSELoss(), nn.SGD(m.parameters(), lr=0.1), x, x, verbose=1, file=io.StringIO())
+    assert {t.name for t in threading.enumerate()} == before
+
+
+def test_convkit_nn_trains_without_torch() -> None:
+    """The main job's constraint: convkit.nn works where torch cannot be imported."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys, tempfile, pathlib
+        sys.modules["torch"] = None  # importing torch now fails, as if it were absent
+        import numpy as np
+        from convkit import nn
+
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((64, 1, 8, 8)).astype(np.float32)
+        y = (x[:, 0, :4].sum(axis=(1, 2)) > x[:, 0, 4:].sum(axis=(1, 2))).astype(int)
+        model = nn.Sequential(
+            nn.Conv2d(1, 4, 3, padding=1, backend="numpy", seed=0), nn.BatchNorm2d(4),
+            nn.ReLU(), nn.MaxPool(2), nn.Dropout(0.1, seed=0), nn.Flatten(),
+            nn.Linear(64, 2, seed=1),
+        )
+        h = nn.fit(model, nn.CrossEntropyLoss(), nn.Adam(model.parameters(), lr=0.01),
+                   x[:48], y[:48], epochs=3, validation_data=(x[48:], y[48:]),
+                   metrics=["accuracy"], callbacks=[nn.EarlyStopping(patience=1)],
+                   verbose=0, seed=0)
+        lines = []
+        model.summary((1, 8, 8), print_fn=lines.append)
+        path = pathlib.Path(tempfile.mkdtemp()) / "m.npz"
+        model.save(path)
+        model.load(path)
+        print(sorted(h.history), nn.evaluate(model, x, y)["accuracy"] >= 0, len(lines))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (
+        out.stdout.strip() == "['accuracy', 'loss', 'val_accuracy', 'val_loss'] True 13"
+    )  # 7 layers + 6 lines
+
+
+def test_the_public_api_has_docstring_examples() -> None:
+    from convkit.nn import torch as cktorch
+
+    missing = [name for name in nn.__all__ if ">>>" not in (getattr(nn, name).__doc__ or "")]
+    methods = ["train", "eval", "astype", "state_dict", "load_state_dict", "save", "load"]
+    missing += [
+        f"Module.{m}" for m in [*methods, "summary"] if ">>>" not in getattr(nn.Module, m).__doc__
+    ]
+    missing += [
+        f"convkit.nn.torch.{name}"
+        for name in dir(cktorch)
+        if name.startswith("Conv") and ">>>" not in (getattr(cktorch, name).__doc__ or "")
+    ]
+    assert missing == []

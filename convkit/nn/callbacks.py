@@ -32,7 +32,7 @@ class Callback:
 
     def set_params(self, params: dict[str, Any]) -> None:
         """Called once, before training: ``epochs``, ``steps`` (batches per epoch),
-        ``samples``, ``batch_size``."""
+        ``samples``, ``batch_size``, ``metrics`` (the names the logs will hold)."""
         self.params = params
 
     def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
@@ -120,6 +120,12 @@ class EarlyStopping(Callback):
         self.on_train_begin()
 
     def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        names = getattr(self, "params", {}).get("metrics")
+        if names is not None and self.monitor not in names:
+            raise ValueError(
+                f"EarlyStopping(monitor={self.monitor!r}): fit() reports {names}"
+                f"{' (val_* needs validation_data)' if self.monitor.startswith('val_') else ''}"
+            )
         self.best = -math.inf if self.mode == "max" else math.inf
         self.best_epoch: int | None = None
         self.stopped_epoch: int | None = None
@@ -134,9 +140,8 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         if self.monitor not in logs:
-            raise KeyError(
-                f"EarlyStopping monitors {self.monitor!r}, which fit() does not report; "
-                f"it reports {sorted(logs)} (val_* needs validation_data)"
+            raise ValueError(
+                f"EarlyStopping(monitor={self.monitor!r}): the logs hold {sorted(logs)}"
             )
         value = float(logs[self.monitor])
         if self._improved(value):

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from convkit import ops
-from convkit.nn.module import Module, check_input_dtype, need_forward
+from convkit.nn.checks import check_input_dtype, float_dtype, need_forward, positive_int
+from convkit.nn.module import Module
 from convkit.nn.parameter import Parameter, to_numpy
 from convkit.nn.torchstyle import TORCH_PADDING_MODES, canonical_padding, conv_repr
 from convkit.padding import canonical_padding_mode
@@ -60,6 +61,10 @@ class ConvNd(Module):
             _ndim = len(kernel_size)
         d = _ndim
         kernel = per_dim("kernel_size", kernel_size, d)
+        in_channels = positive_int("in_channels", in_channels)
+        out_channels = positive_int("out_channels", out_channels)
+        groups = positive_int("groups", groups)
+        dtype = float_dtype(dtype)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = kernel
         self.stride = per_dim("stride", stride, d)
@@ -68,12 +73,7 @@ class ConvNd(Module):
         self.groups = groups
         self.padding_mode = canonical_padding_mode(padding_mode)
         self.backend = backend
-        if dtype not in ("float32", "float64"):
-            raise TypeError(f"dtype={dtype!r}: layers train in 'float32' or 'float64'")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive integer")
-        if groups < 1 or in_channels % groups or out_channels % groups:
+        if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"groups={groups} must divide both in_channels={in_channels} and "
                 f"out_channels={out_channels}"
@@ -186,7 +186,14 @@ class ConvNd(Module):
     @classmethod
     def from_torch(cls, module: Any, *, backend: str | None = None) -> ConvNd:
         """A layer with the configuration and weights of a ``torch.nn.Conv1d/2d/3d`` or a
-        :class:`convkit.nn.torch.ConvNd`."""
+        :class:`convkit.nn.torch.ConvNd`: a :class:`Conv1d` … :class:`Conv4d` for one to
+        four dimensions, a :class:`ConvNd` beyond.
+
+        >>> import torch
+        >>> layer = ConvNd.from_torch(torch.nn.Conv2d(1, 4, 3, padding=1))
+        >>> layer
+        Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+        """
         import torch
 
         from convkit.nn import torch as cktorch
@@ -200,10 +207,8 @@ class ConvNd(Module):
             )
         weight = to_numpy(module.weight)
         padding = module.padding
-        layer = ConvNd(
-            module.in_channels,
-            module.out_channels,
-            tuple(module.kernel_size),
+        d = weight.ndim - 2
+        options: dict[str, Any] = dict(
             stride=tuple(module.stride),
             padding=padding if isinstance(padding, str | int) else tuple(padding),
             dilation=tuple(module.dilation),
@@ -212,43 +217,95 @@ class ConvNd(Module):
             padding_mode=module.padding_mode,
             dtype=str(weight.dtype),
             backend=backend,
-            _ndim=weight.ndim - 2,
         )
+        sizes = (module.in_channels, module.out_channels, tuple(module.kernel_size))
+        layer = FIXED[d](*sizes, **options) if d in FIXED else ConvNd(*sizes, **options)
         layer.load_state_dict(module.state_dict())
         return layer
 
 
-class Conv1d(ConvNd):
-    """:class:`ConvNd` over one spatial dimension (audio, text): input ``(N, C, T)``."""
+class _FixedConv(ConvNd):
+    """:class:`ConvNd` with ``d`` fixed by the class, taking ``torch.nn.Conv2d``'s
+    positional order (convkit's own options are keywords)."""
+
+    ndim = 0
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], **kwargs: Any
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | str | Sequence[int] | Sequence[Sequence[int]] = 0,
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        *,
+        dtype: str = "float32",
+        backend: str | None = None,
+        seed: int | None = None,
     ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, _ndim=1, **kwargs)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+            padding_mode=padding_mode,
+            dtype=dtype,
+            backend=backend,
+            seed=seed,
+            _ndim=self.ndim,
+        )
 
 
-class Conv2d(ConvNd):
-    """:class:`ConvNd` over two spatial dimensions (images): input ``(N, C, H, W)``."""
+class Conv1d(_FixedConv):
+    """:class:`ConvNd` over one spatial dimension (audio, text): input ``(N, C, T)``.
 
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], **kwargs: Any
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, _ndim=2, **kwargs)
+    >>> layer = Conv1d(2, 4, 5, padding="same", padding_mode="reflect", seed=0)
+    >>> layer(np.zeros((8, 2, 100), dtype=np.float32)).shape
+    (8, 4, 100)
+    """
 
-
-class Conv3d(ConvNd):
-    """:class:`ConvNd` over three spatial dimensions (volumes, video): input ``(N, C, D, H, W)``."""
-
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], **kwargs: Any
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, _ndim=3, **kwargs)
+    ndim = 1
 
 
-class Conv4d(ConvNd):
-    """:class:`ConvNd` over four spatial dimensions (volumes over time): input ``(N, C, T, D, H, W)``."""
+class Conv2d(_FixedConv):
+    """:class:`ConvNd` over two spatial dimensions (images): input ``(N, C, H, W)``.
 
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int], **kwargs: Any
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, _ndim=4, **kwargs)
+    >>> layer = Conv2d(3, 16, 3, 2, 1, seed=0)  # torch's order: stride 2, padding 1
+    >>> layer(np.zeros((1, 3, 32, 32), dtype=np.float32)).shape
+    (1, 16, 16, 16)
+    """
+
+    ndim = 2
+
+
+class Conv3d(_FixedConv):
+    """:class:`ConvNd` over three spatial dimensions (volumes, video): input
+    ``(N, C, D, H, W)``.
+
+    >>> Conv3d(1, 2, (3, 3, 1), seed=0)(np.zeros((1, 1, 5, 5, 5), np.float32)).shape
+    (1, 2, 3, 3, 5)
+    """
+
+    ndim = 3
+
+
+class Conv4d(_FixedConv):
+    """:class:`ConvNd` over four spatial dimensions (volumes over time): input
+    ``(N, C, T, D, H, W)``.
+
+    >>> Conv4d(1, 2, 3, padding=1, seed=0)(np.zeros((1, 1, 4, 4, 4, 4), np.float32)).shape
+    (1, 2, 4, 4, 4, 4)
+    """
+
+    ndim = 4
+
+
+FIXED: dict[int, type[ConvNd]] = {1: Conv1d, 2: Conv2d, 3: Conv3d, 4: Conv4d}
+"""The fixed-dimension class for each ``d``."""

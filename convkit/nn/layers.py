@@ -9,12 +9,23 @@ from typing import Any
 
 import numpy as np
 
-from convkit.nn.module import Module, check_grad_shape, check_input_dtype, need_forward
+from convkit.nn.checks import (
+    check_grad_shape,
+    check_input_dtype,
+    float_dtype,
+    need_forward,
+    positive_int,
+)
+from convkit.nn.module import Module
 from convkit.nn.parameter import Parameter
 
 
 class ReLU(Module):
-    """``max(x, 0)``."""
+    """``max(x, 0)``.
+
+    >>> ReLU()(np.array([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
 
     def __init__(self) -> None:
         self._mask: np.ndarray | None = None
@@ -32,7 +43,11 @@ class ReLU(Module):
 
 
 class Flatten(Module):
-    """``(N, ...)`` to ``(N, prod(...))``: ``torch.nn.Flatten()`` with its defaults."""
+    """``(N, ...)`` to ``(N, prod(...))``: ``torch.nn.Flatten()`` with its defaults.
+
+    >>> Flatten()(np.zeros((2, 3, 4))).shape
+    (2, 12)
+    """
 
     def extra_repr(self) -> str:
         return "start_dim=1, end_dim=-1"
@@ -51,7 +66,15 @@ class Flatten(Module):
 
 
 class Linear(Module):
-    """``y = x @ W.T + b`` with ``W`` ``(out, in)``, initialised as PyTorch does."""
+    """``y = x @ W.T + b`` with ``W`` ``(out, in)``, initialised as PyTorch does
+    (uniform in ±1/√in_features).
+
+    >>> layer = Linear(3, 2, seed=0)
+    >>> layer(np.ones((4, 3), dtype=np.float32)).shape
+    (4, 2)
+    >>> layer
+    Linear(in_features=3, out_features=2, bias=True)
+    """
 
     parameter_names = ("weight", "bias")
 
@@ -64,7 +87,9 @@ class Linear(Module):
         dtype: str = "float32",
         seed: int | None = None,
     ) -> None:
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        dtype = float_dtype(dtype)
         rng = np.random.default_rng(seed)
         bound = 1 / math.sqrt(in_features)
         self.weight = Parameter(
@@ -118,7 +143,7 @@ class Dropout(Module):
     """
 
     def __init__(self, p: float = 0.5, *, seed: int | None = None) -> None:
-        if not 0 <= p <= 1:
+        if isinstance(p, bool) or not isinstance(p, int | float | np.floating) or not 0 <= p <= 1:
             raise ValueError(f"p={p!r}: a dropout probability must lie in [0, 1]")
         self.p = float(p)
         self._rng = np.random.default_rng(seed)
@@ -184,12 +209,3 @@ class Sequential(Module):
         for layer in reversed(self.layers):
             grad_out = layer.backward(grad_out)
         return grad_out
-
-    def _summary_rows(
-        self, x: np.ndarray, name: str
-    ) -> tuple[np.ndarray, list[tuple[str, tuple[int, ...], int]]]:
-        rows = []
-        for i, layer in enumerate(self.layers):
-            x, more = layer._summary_rows(x, f"{name}.{i}" if name else str(i))
-            rows += more
-        return x, rows

@@ -39,7 +39,14 @@ class MSELoss:
 
 class CrossEntropyLoss:
     """Softmax cross-entropy of logits ``(N, K)`` against integer labels ``(N,)``, averaged
-    over the batch (as ``torch.nn.functional.cross_entropy``)."""
+    over the batch (as ``torch.nn.functional.cross_entropy``).
+
+    >>> loss = CrossEntropyLoss()
+    >>> round(loss(np.array([[0.0, 0.0]]), np.array([1])), 4)  # log 2
+    0.6931
+    >>> loss.backward().tolist()
+    [[0.5, -0.5]]
+    """
 
     def __init__(self) -> None:
         self._probs: np.ndarray | None = None

@@ -27,6 +27,12 @@ def accuracy(prediction: Any, target: Any) -> float:
     """
     p, t = np.asarray(prediction), np.asarray(target)
     if p.ndim == t.ndim + 1 and t.dtype.kind in "iub":
+        if p.shape[-1] < 2:
+            raise ValueError(
+                f"accuracy: prediction {p.shape} has one score per example; a classifier "
+                f"for accuracy gives one score per class (two for a binary one), or pass a "
+                f"metric that thresholds a single score"
+            )
         return float(np.mean(np.argmax(p, axis=-1) == t))
     if p.shape == t.shape and p.dtype.kind in "iub" and t.dtype.kind in "iub":
         return float(np.mean(p == t))
@@ -86,7 +92,13 @@ def resolve(metrics: Iterable[str | Metric]) -> list[tuple[str, Metric]]:
                 )
             out.append((metric, BUILTIN[metric]))
         elif callable(metric):
-            out.append((getattr(metric, "__name__", type(metric).__name__), metric))
+            name = getattr(metric, "__name__", type(metric).__name__)
+            if not name.isidentifier():
+                raise ValueError(
+                    f"metrics: a metric is reported under its __name__, and {name!r} is not "
+                    f"a name; define it with def (or set its __name__)"
+                )
+            out.append((name, metric))
         else:
             raise TypeError(f"metrics: {metric!r} is neither a metric name nor a callable")
     names = [name for name, _ in out]

@@ -3,6 +3,7 @@ names, modes, ``repr`` and state dicts, and a Keras-style :meth:`Module.summary`
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -11,6 +12,11 @@ import numpy as np
 
 from convkit.fileio import atomic_output
 from convkit.nn.parameter import Parameter, to_numpy
+
+_RECORDING: contextvars.ContextVar[list[tuple[Module, tuple[int, ...]]] | None] = (
+    contextvars.ContextVar("convkit_nn_summary", default=None)
+)
+"""While :meth:`Module.summary` runs: the leaf modules called, with their output shapes."""
 
 
 class IncompatibleKeys(NamedTuple):
@@ -59,7 +65,11 @@ class Module:
         raise NotImplementedError
 
     def __call__(self, x: Any) -> Any:
-        return self.forward(x)
+        y = self.forward(x)
+        calls = _RECORDING.get()
+        if calls is not None and next(self.named_children(), None) is None:
+            calls.append((self, tuple(np.shape(y))))
+        return y
 
     def __setattr__(self, name: str, value: Any) -> None:
         current = self.__dict__.get(name)
@@ -125,19 +135,34 @@ class Module:
 
     def train(self, mode: bool = True) -> Module:
         """Set training mode (``mode=False``: evaluation mode) here and in every
-        sub-module; returns the module."""
+        sub-module; returns the module.
+
+        >>> from convkit import nn
+        >>> nn.Sequential(nn.Dropout()).train(False)[0].training
+        False
+        """
         for _, module in self.named_modules():
             object.__setattr__(module, "training", bool(mode))
         return self
 
     def eval(self) -> Module:
         """Set evaluation mode: dropout passes its input through and batch normalisation
-        uses its running statistics. Returns the module."""
+        uses its running statistics. Returns the module.
+
+        >>> from convkit import nn
+        >>> nn.Dropout().eval().training
+        False
+        """
         return self.train(False)
 
     def astype(self, dtype: Any) -> Module:
         """Convert every floating-point parameter and buffer to ``dtype`` (``float32``
-        or ``float64``), in place; returns the module. Make the optimiser afterwards."""
+        or ``float64``), in place; returns the module. Make the optimiser afterwards.
+
+        >>> from convkit import nn
+        >>> nn.Linear(2, 1).astype(np.float64).weight.value.dtype
+        dtype('float64')
+        """
         dt = np.dtype(dtype)
         if dt not in (np.float32, np.float64):
             raise TypeError(f"dtype={dtype!r}: layers train in float32 or float64")
@@ -163,7 +188,12 @@ class Module:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Parameters and buffers by name (copies), PyTorch's keys for the same
-        structure: each module's parameters, then its buffers, then its children's."""
+        structure: each module's parameters, then its buffers, then its children's.
+
+        >>> from convkit import nn
+        >>> list(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).state_dict())
+        ['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked']
+        """
         state: dict[str, np.ndarray] = {}
         for prefix, module in self.named_modules():
             dot = f"{prefix}." if prefix else ""
@@ -185,6 +215,13 @@ class Module:
         within a kind (float64 into float32), as ``torch.Tensor.copy_`` does. With
         ``strict=True`` the keys must match exactly; with ``strict=False`` the keys that
         did not are returned. Nothing is changed unless every entry fits.
+
+        >>> from convkit import nn
+        >>> a, b = nn.Linear(2, 1, seed=0), nn.Linear(2, 1, seed=1)
+        >>> b.load_state_dict(a.state_dict())
+        IncompatibleKeys(missing_keys=[], unexpected_keys=[])
+        >>> bool((a.weight.value == b.weight.value).all())
+        True
         """
         targets: dict[str, tuple[Module, str, np.ndarray]] = {}
         for prefix, module in self.named_modules():
@@ -229,12 +266,30 @@ class Module:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`state_dict` to an ``.npz`` file, atomically: the file appears
-        only complete, and a failure leaves any previous file untouched."""
+        only complete, and a failure leaves any previous file untouched.
+
+        >>> import tempfile, pathlib
+        >>> from convkit import nn
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.npz"
+        >>> nn.Linear(2, 1, seed=0).save(path)
+        >>> sorted(np.load(path).files)
+        ['bias', 'weight']
+        """
         with atomic_output(path) as f:
             np.savez(f, **self.state_dict())  # type: ignore[arg-type]
 
     def load(self, path: str | os.PathLike[str]) -> None:
-        """Read a state written by :meth:`save`."""
+        """Read a state written by :meth:`save` (:meth:`load_state_dict`'s checks).
+
+        >>> import tempfile, pathlib
+        >>> from convkit import nn
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.npz"
+        >>> nn.Linear(2, 1, seed=0).save(path)
+        >>> layer = nn.Linear(2, 1, seed=1)
+        >>> layer.load(path)
+        >>> bool((layer.weight.value == nn.Linear(2, 1, seed=0).weight.value).all())
+        True
+        """
         with np.load(path) as data:
             self.load_state_dict({k: data[k] for k in data.files})
 
@@ -260,8 +315,8 @@ class Module:
     ) -> None:
         """Print each layer, its output shape and its parameter count, as Keras'
         ``model.summary()``. ``input_shape`` is one example's shape (no batch axis); a
-        forward pass on zeros in evaluation mode finds the shapes, and the mode is left
-        as it was.
+        forward pass on zeros in evaluation mode finds the shapes (a row for each call of
+        a layer without children, named by its path), and the mode is left as it was.
 
         >>> from convkit import nn
         >>> nn.Sequential(nn.Linear(4, 3), nn.ReLU()).summary((4,))
@@ -276,12 +331,24 @@ class Module:
         """
         params = self.parameters()
         dtype = params[0].value.dtype if params else np.dtype(np.float32)
+        names = {id(module): name for name, module in self.named_modules()}
+        calls: list[tuple[Module, tuple[int, ...]]] = []
         was_training = self.training
         self.eval()
+        token = _RECORDING.set(calls)
         try:
-            rows = self._summary_rows(np.zeros((1, *input_shape), dtype=dtype), "")[1]
+            self(np.zeros((1, *input_shape), dtype=dtype))
         finally:
+            _RECORDING.reset(token)
             self.train(was_training)
+        rows = [
+            (
+                f"{names[id(m)]} ({type(m).__name__})" if names[id(m)] else type(m).__name__,
+                shape,
+                sum(p.size for p in m.parameters()),
+            )
+            for m, shape in calls
+        ]
         table = [("Layer (type)", "Output shape", "Param #")] + [
             (name, "(None, " + ", ".join(map(str, shape[1:])) + ")", f"{n:,}")
             for name, shape, n in rows
@@ -302,44 +369,3 @@ class Module:
         ]
         for text in out:
             print_fn(text)
-
-    def _summary_rows(
-        self, x: np.ndarray, name: str
-    ) -> tuple[np.ndarray, list[tuple[str, tuple[int, ...], int]]]:
-        """Run ``x`` through, returning the output and one row per leaf layer."""
-        y = np.asarray(self(x))
-        count = sum(p.size for p in self.parameters())
-        label = f"{name} ({type(self).__name__})" if name else type(self).__name__
-        return y, [(label, tuple(y.shape), count)]
-
-
-def need_forward(layer: Module, state: Any) -> None:
-    """Raise when ``backward`` comes before any ``forward``."""
-    if state is None:
-        raise RuntimeError(
-            f"{type(layer).__name__}.backward() called before forward(): there is no "
-            f"input to differentiate at"
-        )
-
-
-def check_grad_shape(layer: Module, grad_out: Any, shape: tuple[int, ...]) -> None:
-    """Raise when ``grad_out`` does not have the last output's shape."""
-    if tuple(np.shape(grad_out)) != tuple(shape):
-        raise ValueError(
-            f"{type(layer).__name__}.backward() expects grad_out of the output's shape "
-            f"{tuple(shape)}; got {tuple(np.shape(grad_out))}"
-        )
-
-
-def check_input_dtype(layer: Module, x: np.ndarray, dtype: np.dtype) -> None:
-    """Refuse an input whose dtype is not the layer's (PyTorch's rule: no silent cast)."""
-    if x.dtype != dtype:
-        model = {
-            "float64": " or the model (model.double())",
-            "float32": " or the model (model.float())",
-        }
-        raise TypeError(
-            f"{type(layer).__name__} has {dtype} parameters but got {x.dtype} input; "
-            f"convert the input (x.astype(np.{dtype})){model.get(str(x.dtype), '')}: "
-            f"layers do not cast"
-        )

@@ -6,7 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from convkit.nn.module import Module, check_grad_shape, check_input_dtype, need_forward
+from convkit.nn.checks import (
+    check_grad_shape,
+    check_input_dtype,
+    float_dtype,
+    need_forward,
+    positive_int,
+)
+from convkit.nn.module import Module
 from convkit.nn.parameter import Parameter
 
 
@@ -35,10 +42,16 @@ class _BatchNorm(Module):
         *,
         dtype: str = "float32",
     ) -> None:
-        if not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"num_features={num_features!r} must be a positive integer")
-        if dtype not in ("float32", "float64"):
-            raise TypeError(f"dtype={dtype!r}: layers train in 'float32' or 'float64'")
+        num_features = positive_int("num_features", num_features)
+        dtype = float_dtype(dtype)
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps > 0:
+            raise ValueError(f"eps={eps!r} must be a positive number")
+        if momentum is not None and (
+            isinstance(momentum, bool)
+            or not isinstance(momentum, int | float)
+            or not 0 <= momentum <= 1
+        ):
+            raise ValueError(f"momentum={momentum!r} must be a number in [0, 1] or None")
         self.num_features, self.eps, self.momentum = num_features, float(eps), momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight: Parameter | None = (
@@ -150,13 +163,23 @@ class BatchNorm1d(_BatchNorm):
 
 class BatchNorm2d(_BatchNorm):
     """Batch normalisation of images ``(N, C, H, W)`` per channel
-    (``torch.nn.BatchNorm2d``)."""
+    (``torch.nn.BatchNorm2d``).
+
+    >>> bn = BatchNorm2d(3)
+    >>> y = bn(np.random.default_rng(0).normal(5, 2, (8, 3, 4, 4)).astype(np.float32))
+    >>> bool(abs(y.mean()) < 1e-5), bn.num_batches_tracked.item()
+    (True, 1)
+    """
 
     spatial_dims = (2,)
 
 
 class BatchNorm3d(_BatchNorm):
     """Batch normalisation of volumes ``(N, C, D, H, W)`` per channel
-    (``torch.nn.BatchNorm3d``)."""
+    (``torch.nn.BatchNorm3d``).
+
+    >>> BatchNorm3d(2).eval()(np.ones((1, 2, 2, 2, 2), dtype=np.float32)).shape
+    (1, 2, 2, 2, 2)
+    """
 
     spatial_dims = (3,)

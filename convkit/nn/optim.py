@@ -11,7 +11,14 @@ from convkit.nn.parameter import Parameter
 
 class SGD:
     """``v = momentum * v + grad; p -= lr * v`` (``v = grad`` on the first step), as
-    ``torch.optim.SGD``."""
+    ``torch.optim.SGD``. :meth:`step` updates, :meth:`zero_grad` resets the gradients.
+
+    >>> from convkit.nn import Parameter
+    >>> p = Parameter(np.array([1.0]))
+    >>> opt = SGD([p], lr=0.1)
+    >>> p.grad = np.array([2.0]); opt.step(); p.value.tolist()
+    [0.8]
+    """
 
     def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0) -> None:
         self.params = list(params)
@@ -36,7 +43,15 @@ class SGD:
 
 
 class Adam:
-    """Adam with bias correction, as ``torch.optim.Adam``."""
+    """Adam with bias correction, as ``torch.optim.Adam``. :meth:`step` updates,
+    :meth:`zero_grad` resets the gradients.
+
+    >>> from convkit.nn import Parameter
+    >>> p = Parameter(np.array([1.0]))
+    >>> opt = Adam([p], lr=0.1)
+    >>> p.grad = np.array([5.0]); opt.step(); p.value.round(6).tolist()  # first step: lr
+    [0.9]
+    """
 
     def __init__(
         self,

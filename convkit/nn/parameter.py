@@ -87,5 +87,8 @@ def to_numpy(value: Any) -> np.ndarray:
     [1, 2]
     """
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: widen exactly
+            value = value.float()
+        value = value.numpy()
     return np.asarray(value)

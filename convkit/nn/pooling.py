@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from convkit.nn.module import Module, check_grad_shape, need_forward
+from convkit.nn.checks import check_grad_shape, need_forward
+from convkit.nn.module import Module
 from convkit.spec import per_dim
 
 
@@ -38,7 +39,14 @@ class _Pool(Module):
 
 class MaxPool(_Pool):
     """Maximum over windows of ``kernel_size`` every ``stride`` (default: the kernel)
-    along every spatial axis. The gradient goes to the first maximum of each window."""
+    along every spatial axis, for any number of them (no padding: a partial window at
+    the end is left out, as PyTorch's default ``ceil_mode=False``). The gradient goes to
+    the first maximum of each window.
+
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> MaxPool(2)(x)[0, 0].tolist()
+    [[5.0, 7.0], [13.0, 15.0]]
+    """
 
     def forward(self, x: Any) -> np.ndarray:
         self._x = np.asarray(x)
@@ -65,7 +73,12 @@ class MaxPool(_Pool):
 
 
 class AvgPool(_Pool):
-    """Mean over windows of ``kernel_size`` every ``stride`` (default: the kernel)."""
+    """Mean over windows of ``kernel_size`` every ``stride`` (default: the kernel),
+    along every spatial axis.
+
+    >>> AvgPool(2)(np.arange(6, dtype=np.float32).reshape(1, 1, 6)).tolist()
+    [[[0.5, 2.5, 4.5]]]
+    """
 
     def forward(self, x: Any) -> np.ndarray:
         self._x = np.asarray(x)
@@ -91,7 +104,11 @@ class AvgPool(_Pool):
 
 
 class GlobalAvgPool(Module):
-    """Mean over all spatial axes: ``(N, C, *S)`` to ``(N, C)``."""
+    """Mean over all spatial axes: ``(N, C, *S)`` to ``(N, C)``.
+
+    >>> GlobalAvgPool()(np.ones((2, 3, 4, 4), dtype=np.float32)).shape
+    (2, 3)
+    """
 
     def forward(self, x: Any) -> np.ndarray:
         self._shape: tuple[int, ...] | None = np.shape(x)
@@ -108,7 +125,11 @@ class GlobalAvgPool(Module):
 
 
 class GlobalMaxPool(Module):
-    """Maximum over all spatial axes: ``(N, C, *S)`` to ``(N, C)``."""
+    """Maximum over all spatial axes: ``(N, C, *S)`` to ``(N, C)``.
+
+    >>> GlobalMaxPool()(np.arange(8, dtype=np.float32).reshape(1, 2, 4)).tolist()
+    [[3.0, 7.0]]
+    """
 
     def forward(self, x: Any) -> np.ndarray:
         x = np.asarray(x)

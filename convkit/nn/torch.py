@@ -240,7 +240,6 @@ class ConvNd(_ConvBase):
     ``reflect``, ``symmetric``, ``replicate`` or ``circular``.
 
     >>> import torch
-    >>> _ = torch.manual_seed(0)
     >>> conv = ConvNd(2, 3, (3, 3, 3, 3), stride=2, padding="same", padding_mode="symmetric")
     >>> conv
     ConvNd(2, 3, kernel_size=(3, 3, 3, 3), stride=(2, 2, 2, 2), padding=same, padding_mode=symmetric)

@@ -18,6 +18,7 @@ from typing import IO, Any, Protocol
 import numpy as np
 
 from convkit.nn.callbacks import Callback, History
+from convkit.nn.checks import positive_int
 from convkit.nn.metrics import Metric, resolve
 from convkit.nn.module import Module
 
@@ -52,15 +53,9 @@ def _check_data(x: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
             f"{what}: x and y need one entry per example along their first axis; got "
             f"x.shape={xa.shape} and y.shape={ya.shape}"
         )
+    if len(xa) == 0:
+        raise ValueError(f"{what}: x and y hold no examples (x.shape={xa.shape})")
     return xa, ya
-
-
-def _positive_int(name: str, value: Any, *, zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
-        raise ValueError(
-            f"{name}={value!r} must be a {'non-negative' if zero else 'positive'} integer"
-        )
-    return value
 
 
 class _Means:
@@ -85,12 +80,15 @@ def _bar(verbose: int | None, file: IO[str], total: int, desc: str) -> Any:
     and 24 rows, where tqdm would draw nothing."""
     from tqdm import tqdm
 
+    class Bar(tqdm):
+        monitor_interval = 0  # no monitor thread left running after fit
+
     disable = None if verbose is None else verbose != 1
     try:
         width = os.get_terminal_size(file.fileno()).columns
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
         width = 0
-    return tqdm(
+    return Bar(
         total=total,
         desc=desc,
         unit="ex",
@@ -137,6 +135,9 @@ def fit(
     the epoch's values (:class:`~convkit.nn.EarlyStopping`, ...). The model trains in
     training mode, is evaluated in evaluation mode, and is left in the mode it had.
 
+    Callbacks get ``params`` with ``epochs``, ``steps``, ``samples``, ``batch_size`` and
+    ``metrics`` (the names the logs will hold).
+
     ``verbose``: ``None`` draws a tqdm progress bar on ``file`` (default stderr) only
     when it is a terminal; ``1`` always; ``2`` one line per epoch; ``0`` nothing. A loss
     that is not finite stops training with :class:`FloatingPointError`.
@@ -149,8 +150,8 @@ def fit(
     (3.0, 30)
     """
     x, y = _check_data(x, y, "fit")
-    epochs = _positive_int("epochs", epochs, zero=True)
-    batch_size = _positive_int("batch_size", batch_size)
+    epochs = positive_int("epochs", epochs, zero=True)
+    batch_size = positive_int("batch_size", batch_size)
     if verbose not in (None, 0, 1, 2):
         raise ValueError(f"verbose={verbose!r}; expected None, 0, 1 or 2")
     if validation_data is not None:
@@ -163,9 +164,13 @@ def fit(
     steps = math.ceil(n / batch_size)
     history = History()
     every: list[Callback] = [history, *callbacks]
+    names = ["loss", *(k for k, _ in named)]
+    if validation_data is not None:
+        names += [f"val_{k}" for k in names]
+    params = {"epochs": epochs, "steps": steps, "samples": n, "batch_size": batch_size}
     for cb in every:
         cb.set_model(model)
-        cb.set_params({"epochs": epochs, "steps": steps, "samples": n, "batch_size": batch_size})
+        cb.set_params({**params, "metrics": names})
     rng = np.random.default_rng(seed)
     was_training = model.training
     try:
@@ -219,7 +224,7 @@ def fit(
 
 
 def _batches(n: int, batch_size: int | None) -> Iterable[slice]:
-    size = DEFAULT_BATCH_SIZE if batch_size is None else _positive_int("batch_size", batch_size)
+    size = DEFAULT_BATCH_SIZE if batch_size is None else positive_int("batch_size", batch_size)
     return (slice(i, i + size) for i in range(0, n, size))
 
 
@@ -285,12 +290,11 @@ def predict(model: Module, x: Any, *, batch_size: int | None = None) -> np.ndarr
     (5, 2)
     """
     xa = np.asarray(x)
-    if xa.ndim == 0:
-        raise ValueError(f"predict: x needs a first axis of examples; got shape {xa.shape}")
+    if xa.ndim == 0 or len(xa) == 0:
+        raise ValueError(f"predict: x needs one or more examples; got shape {xa.shape}")
 
     def run() -> np.ndarray:
-        parts = [np.asarray(model(xa[part])) for part in _batches(len(xa), batch_size)]
-        return np.concatenate(parts) if parts else np.asarray(model(xa))
+        return np.concatenate([np.asarray(model(xa[p])) for p in _batches(len(xa), batch_size)])
 
     out: np.ndarray = _in_eval_mode(model, run)
     return out
