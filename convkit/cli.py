@@ -251,8 +251,15 @@ def _exercises(args: argparse.Namespace) -> int:
     else:
         backend, source = args.backend, "--backend"
     _check_backend(backend)
+    if args.audio is not None and not Path(args.audio).is_file():
+        raise UsageError(f"--audio {args.audio}: no such file")
     results = exercises.run_all(
-        args.only, backend=backend, out=args.out, quick=args.quick, backend_source=source
+        args.only,
+        backend=backend,
+        out=args.out,
+        quick=args.quick,
+        backend_source=source,
+        audio=args.audio,
     )
     print(f"backend: {backend} (from {source})")
     print(exercises.summary(results))
@@ -414,6 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="out/exercises", help="directory for report.md and figures")
     p.add_argument("--quick", action="store_true", help="smaller data and shorter training")
+    p.add_argument(
+        "--audio",
+        default=None,
+        metavar="PATH",
+        help="a recording of yours (WAV, FLAC or OGG; the first 20 s) that the audio exercise "
+        "also denoises: white noise is added, the first 70%% trains, the rest is held out",
+    )
     p.set_defaults(func=_exercises)
 
     p = sub.add_parser(

@@ -40,11 +40,13 @@ def run_all(
     progress: bool | None = None,
     log: Any = None,
     backend_source: str | None = None,
+    audio: str | Path | None = None,
 ) -> list[Result]:
     """Run the named exercises (all by default), write ``out/report.md`` and
     ``out/report.json``, and return the results. ``backend_source`` is what the report
     says chose the backend (e.g. ``"--backend"``); by default, where
-    :func:`convkit.get_backend` finds the choice."""
+    :func:`convkit.get_backend` finds the choice; ``audio`` a recording exercise 4 also
+    denoises."""
     check_names(names)
     selected = [n for n in EXERCISES if not names or n in names]
     ctx = Context(
@@ -53,6 +55,7 @@ def run_all(
         out=Path(out),
         progress=progress,
         backend_source=backend_source,
+        audio=None if audio is None else Path(audio),
     )
     ctx.out.mkdir(parents=True, exist_ok=True)
     log = sys.stderr if log is None else log
@@ -113,11 +116,28 @@ def write_report(results: Sequence[Result], ctx: Context, seconds: dict[str, flo
         for r in results
     ]
     for r in results:
-        lines += ["", f"## {r.title}", "", f"**{r.verdict}**", ""]
+        lines += ["", f"## {r.title}", ""]
+        if r.question:
+            lines += [f"**Question.** {r.question}", ""]
+        if r.answer:
+            lines += [f"**Answer.** {r.answer}", ""]
+        lines += [f"**In one line:** {r.verdict}", ""]
         if r.details:
-            lines += [r.details, ""]
-        lines += ["```json", json.dumps(r.numbers, indent=2, default=_plain), "```"]
+            lines += ["**Evidence.**", "", r.details, ""]
         lines += [f"![{r.name}]({fig})" for fig in r.figures]
+        if r.figures:
+            lines += [""]
+        if r.limits:
+            lines += [f"**Limits.** {r.limits}", ""]
+        lines += [
+            "<details><summary>every number</summary>",
+            "",
+            "```json",
+            json.dumps(r.numbers, indent=2, default=_plain),
+            "```",
+            "",
+            "</details>",
+        ]
     with atomic_output(ctx.out / "report.md") as f:
         f.write(("\n".join(lines) + "\n").encode())
     payload = [

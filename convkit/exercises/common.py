@@ -23,6 +23,8 @@ class Context:
     backend_source: str | None = None
     """What the report says chose ``backend`` (``"--backend"``, the command's default);
     ``None``: where :func:`convkit.get_backend` finds the choice."""
+    audio: Path | None = None
+    """A recording of the user's (``--audio``) that exercise 4 denoises as well."""
 
     @property
     def verbose(self) -> int | None:
@@ -46,6 +48,13 @@ class Result:
     numbers: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
     details: str = ""
+    """The evidence in Markdown: tables, derivations."""
+    question: str = ""
+    """The chapter's question, in a sentence or two."""
+    answer: str = ""
+    """The answer in two or three sentences, with its numbers."""
+    limits: str = ""
+    """What the evidence does not show."""
 
 
 def photo(name: str, grey: bool = True, size: int | None = None) -> np.ndarray:
@@ -95,8 +104,44 @@ def pyplot() -> Any:
     return plt
 
 
-def backends() -> list[str]:
-    """Names of the backends available here."""
+def backends_for(
+    ctx: Context, dtype: str = "float64", ndim: int = 2, devices: tuple[str, ...] = ("cpu",)
+) -> tuple[list[str], dict[str, str]]:
+    """The backends an exercise runs a case on, and those it skips with the reason.
+
+    A named ``--backend`` (anything but ``auto``) is the only one; with ``auto`` (or no
+    choice) every available backend whose declared capabilities cover ``dtype``,
+    ``ndim`` spatial dimensions and one of ``devices`` — so a third-party backend without
+    float64 is skipped with that reason, not a crash.
+    """
     from convkit import list_backends
 
-    return [b.name for b in list_backends() if b.available]
+    if ctx.backend not in (None, "auto"):
+        return [str(ctx.backend).split(":")[0]], {}
+    run, skipped = [], {}
+    for info in list_backends():
+        caps = info.capabilities
+        if not info.available:
+            skipped[info.name] = f"not available ({info.reason})"
+        elif caps is None:
+            skipped[info.name] = "declares no capabilities"
+        elif dtype not in caps.dtypes:
+            skipped[info.name] = f"no {dtype} (it declares {', '.join(caps.dtypes)})"
+        elif not caps.supports_ndim(ndim):
+            skipped[info.name] = f"no {ndim}-d convolution ({caps.describe_ndim()})"
+        elif not set(devices) & set(caps.devices):
+            skipped[info.name] = f"runs on {', '.join(caps.devices)}"
+        else:
+            run.append(info.name)
+    return run, skipped
+
+
+def mean_sd(values: Any, digits: int = 3) -> str:
+    """``mean ± s.d. (n = N)`` of repeated measurements (sample s.d.).
+
+    >>> mean_sd([0.5, 0.7, 0.6])
+    '0.600 ± 0.100 (n = 3)'
+    """
+    v = np.asarray(values, dtype=np.float64)
+    sd = float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return f"{v.mean():.{digits}f} ± {sd:.{digits}f} (n = {v.size})"
