@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from scipy import special
 
 from convkit import cli
 from convkit.exercises import Context, Result, audio, audio_data
@@ -65,6 +66,31 @@ def test_wiener_is_the_least_squares_filter() -> None:
         assert np.all(v1[:, 1 - d, d] == 0)
 
 
+def test_spectral_wiener() -> None:
+    rng = np.random.default_rng(11)
+    t = np.arange(16_000) / 16_000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t))[None]
+    # no noise: every gain is 1 and the STFT round trip gives the input back
+    np.testing.assert_allclose(audio.spectral_wiener(tone, 1e-9), tone, atol=1e-5)
+    noise = 0.3 * rng.standard_normal(tone.shape)
+    # power spectral subtraction on noise alone: a bin keeps the power (γ − 1)²/γ · λ when
+    # γ = |X|²/λ > 1, γ exponential with mean 1, so E = ∫₁^∞ (γ − 1)²/γ e^(−γ) dγ = E₁(1)
+    # of the noise is left (overlap-add mixes frames, so only roughly)
+    rest = audio.spectral_wiener(noise, 0.3, decision_directed=False)
+    assert np.mean(rest**2) / np.mean(noise**2) == pytest.approx(special.exp1(1.0), rel=0.2)
+    # the decision-directed Wiener gain leaves far less (no "musical noise" floor)
+    rest_dd = audio.spectral_wiener(noise, 0.3)
+    assert np.mean(rest_dd**2) < 0.01 * np.mean(noise**2)
+    for dd, gain in ((True, 12), (False, 5)):
+        # a tone in white noise: a spectral gain keeps its bins, drops the rest
+        out = audio.spectral_wiener(tone + noise, 0.3, decision_directed=dd)
+        assert out.shape == tone.shape and out.dtype == np.float32
+        assert audio.snr_db(tone, out) > audio.snr_db(tone, tone + noise) + gain
+        # told half the true noise level, far less of the noise goes
+        left = audio.spectral_wiener(noise, 0.15, decision_directed=dd)
+        assert np.mean(left**2) > 2 * np.mean((rest_dd if dd else rest) ** 2)
+
+
 def test_snr_db() -> None:
     clean = np.array([3.0, -4.0])
     assert audio.snr_db(clean, clean + np.array([0.3, 0.4])) == pytest.approx(20.0)
@@ -78,6 +104,7 @@ TINY = audio.Setup(
     width=4,
     synth_seconds=1,
     synth_clips=1,
+    test_draws=2,
 )
 
 
@@ -105,20 +132,35 @@ def test_gaussian_signal_nothing_beats_the_wiener_gain(backend: str, tmp_path: P
     assert centre == pytest.approx(0.5, abs=0.05)
     others = np.delete(case.v_wiener[:, 0, 0], audio.SPAN // 2)
     assert np.max(np.abs(others)) < 0.06
-    for key in (layer_key, net_key):
+    for key in (layer_key, net_key, audio._stft_key(case)):
         assert max(case.snr[key]) < case.snr[wiener_key][0] + 0.1
-    # the test clip is the recording's held-out part, with noise of the stated power
+    # the test draws are the recording's held-out part, each with new noise of the
+    # stated power; no validation clip here
     assert case.test_clean is not None and case.test_noisy is not None
     np.testing.assert_array_equal(case.test_clean, rec.test[0])
     assert np.std(case.test_noisy - case.test_clean) == pytest.approx(case.sigma, rel=0.03)
+    assert case.val_snr == {}
+    draws = case.per_draw["noisy input"][0]
+    assert len(draws) == 2 and draws[0] != draws[1]  # two different noise draws
+    for key, runs in case.per_draw.items():
+        assert case.snr[key] == pytest.approx([np.mean(r) for r in runs])
+        assert case.snr_draws[key] == pytest.approx(np.mean(runs, axis=0))
 
 
 def test_synthetic_music_is_held_out_and_stereo() -> None:
-    rec = audio_data.synthetic(1.0, 2, np.random.default_rng(5))
-    assert rec.train.shape == (2, 2, 16_000) and rec.test.shape == (1, 2, 16_000)
-    for clip in rec.train:
-        r = np.corrcoef(clip[0], rec.test[0, 0])[0, 1]
-        assert abs(r) < 0.3  # a different melody, not the training clip
+    rec = audio_data.synthetic(1.0, 2, np.random.default_rng(5), 2, np.random.default_rng(9))
+    assert rec.train.shape == (2, 2, 16_000) and rec.test.shape == (2, 2, 16_000)
+    assert rec.val is not None and rec.val.shape == (1, 2, 16_000)
+    # the validation clip is what the old single-generator version drew after training
+    old = np.random.default_rng(5)
+    for _ in range(2):
+        audio_data.melody(1.0, old)
+    np.testing.assert_array_equal(rec.val[0], audio_data.melody(1.0, old))
+    clips = [*rec.train, rec.val[0], *rec.test]
+    for i in range(len(clips)):
+        for j in range(i):
+            r = np.corrcoef(clips[i][0], clips[j][0])[0, 1]
+            assert abs(r) < 0.3  # all different melodies
     left, right = rec.test[0]
     assert 0.2 < np.corrcoef(left, right)[0, 1] < 0.99  # panned: correlated, not equal
 
@@ -161,12 +203,18 @@ def test_quick_run_measures_what_it_claims(quick: tuple[Result, Path]) -> None:
     result, out = quick
     music = result.numbers["recordings"][0]
     assert music["kind"] == "synthetic" and music["channels"] == 2
-    snr = music["snr_db"]
+    draws = audio.QUICK.test_draws
+    assert music["test_clips"] == draws
+    snr = music["snr_db_test_per_seed"]
+    per_draw = music["snr_db_test_per_draw"]
+    val = music["snr_db_validation_per_seed"]
     wiener = snr["Wiener FIR (63 taps)"][0]
-    assert snr["noisy input"][0] == pytest.approx(0.0, abs=1.0)  # σ = the signal's RMS
+    assert all(len(v) == draws for v in per_draw.values())
+    assert abs(np.mean(per_draw["noisy input"])) < 3  # σ = the training audio's RMS
     assert wiener > snr["noisy input"][0] + 3
-    # the stereo filter uses the other channel: better than each channel alone
-    assert wiener > snr["Wiener, channels apart"][0]
+    # the stereo filter uses the other channel: better than each channel alone (on the
+    # validation clip; the quick test clips are short and noisy measures)
+    assert val["Wiener FIR (63 taps)"][0] > val["Wiener, channels apart"][0]
     # the trained linear layer lands on the Wiener filter
     layer = snr["trained Conv1d(2→2, 63 taps)"]
     assert len(layer) == audio.QUICK.seeds
@@ -174,9 +222,21 @@ def test_quick_run_measures_what_it_claims(quick: tuple[Result, Path]) -> None:
     assert music["layer_vs_wiener_taps_rel_diff"] < 0.2
     mse = music["train_mse"]
     assert min(mse["trained Conv1d(2→2, 63 taps)"]) > 0.99 * mse["Wiener FIR (63 taps)"][0]
-    net = snr[next(k for k in snr if k.startswith("nonlinear"))]
-    assert len(net) == audio.QUICK.seeds
-    np.testing.assert_allclose(music["net_minus_wiener_db"], np.array(net) - wiener)
+    net_key = next(k for k in snr if k.startswith("nonlinear"))
+    stft_key = next(k for k in snr if k.startswith("spectral Wiener"))
+    assert len(snr[net_key]) == len(val[net_key]) == audio.QUICK.seeds
+    np.testing.assert_allclose(
+        music["net_minus_wiener_db_per_draw"],
+        np.array(per_draw[net_key]) - per_draw["Wiener FIR (63 taps)"],
+    )
+    np.testing.assert_allclose(
+        music["net_minus_spectral_wiener_db_per_draw"],
+        np.array(per_draw[net_key]) - per_draw[stft_key],
+    )
+    # the STFT method adapts to the signal: on plucked strings it beats the fixed filter
+    assert np.mean(per_draw[stft_key]) > np.mean(per_draw["Wiener FIR (63 taps)"]) + 1
+    # the test clips and the validation clip are different audio
+    assert per_draw["noisy input"][0] not in val["noisy input"]
     errors = result.numbers["onsets"]["onset_errors_samples"]
     assert len(errors) == 3 and max(errors) <= 2
     for fig in result.figures:
@@ -186,3 +246,6 @@ def test_quick_run_measures_what_it_claims(quick: tuple[Result, Path]) -> None:
     assert rate == 16_000 and noisy.shape == denoised.shape and noisy.shape[1] == 2
     assert np.std(denoised) < np.std(noisy)  # the noise is gone, not added
     assert result.question and result.answer and result.limits
+    # one number for the taps everywhere
+    taps = f"{100 * music['layer_vs_wiener_taps_rel_diff']:.1f}%"
+    assert f"taps within {taps}" in result.verdict and f"taps within {taps}" in result.answer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,11 +68,26 @@ def test_smoothing_kernels_prefer_mirror_like_padding(result: Result) -> None:
     for kname in ("Gaussian σ=2", "box 7×7"):
         good = max(geo[kname][m] for m in ("symmetric", "replicate"))
         assert good * 10 < min(geo[kname]["zeros"], geo[kname]["circular"]), geo[kname]
+    # the best-mode count covers only kernels wider than 3×3 (Gaussian σ=2, box 7×7)
     wins = result.numbers["best_mode_counts"]
+    ties = result.numbers["best_mode_ties"]
+    n_disc = result.numbers["best_mode_discriminating_cases"]
+    assert n_disc == 2 * len(boundary.IMAGES)
+    assert sum(wins.values()) + sum(ties.values()) == n_disc
     assert wins["zeros"] == wins["circular"] == 0
-    assert sum(wins.values()) >= len(boundary.KERNELS) * len(boundary.IMAGES)
-    # a 3×3 kernel reads one pixel beyond the edge: symmetric and replicate pad it alike
     energy = result.numbers["border_error_energy"]
+    for mode, count in wins.items():  # recount the sole winners from the raw energies
+        sole = 0
+        for kname in ("Gaussian σ=2", "box 7×7"):
+            for i in range(len(boundary.IMAGES)):
+                e = {m: energy[kname][m][i] for m in PADDING_MODES}
+                if all(e[mode] * 1.001 < v for m, v in e.items() if m != mode):
+                    sole += 1
+        assert count == sole, (mode, count, sole)
+    # with 3×3 kernels symmetric and replicate tie in every case (15 = 3 kernels × 5 photos)
+    w3 = result.numbers["best_or_tied_3x3_counts"]
+    assert w3["symmetric"] == w3["replicate"] == 3 * len(boundary.IMAGES)
+    # a 3×3 kernel reads one pixel beyond the edge: symmetric and replicate pad it alike
     for kname in ("Sobel x", "Laplacian", "sharpen"):
         assert energy[kname]["symmetric"] == pytest.approx(energy[kname]["replicate"], rel=1e-9)
         assert energy[kname]["reflect"] != pytest.approx(energy[kname]["symmetric"], rel=1e-3)
@@ -116,7 +132,40 @@ def test_edges_differ_only_near_the_border(result: Result) -> None:
     assert np.mean(ew["zeros"]["band"]) > 5 * np.mean(ew["symmetric"]["band"])
 
 
+def test_collapse_detector() -> None:
+    """A net whose last hidden ReLUs are all off is collapsed; a fresh one is not."""
+    from convkit import nn
+
+    kw: dict[str, Any] = dict(padding="same", padding_mode="zeros")
+    x = np.random.default_rng(0).standard_normal((8, 1, 12, 12)).astype(np.float32)
+
+    def net() -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(1, 4, 5, seed=1, **kw),
+            nn.ReLU(),
+            nn.Conv2d(4, 4, 5, seed=2, **kw),
+            nn.ReLU(),
+            nn.Conv2d(4, 1, 5, seed=3, **kw),
+        )
+
+    alive = net()
+    assert not boundary.collapsed(alive, x)
+    dead = net()
+    second = dead.layers[2]
+    assert isinstance(second, nn.Conv2d) and second.bias is not None
+    second.bias.value[...] = -1e3  # every second-layer pre-activation < 0
+    assert boundary.collapsed(dead, x)
+    out = nn.predict(dead, x)
+    assert float(np.ptp(out)) < 1e-6  # and then the output is one constant
+
+
 def test_position_leaks_through_zero_padding_not_circular(result: Result) -> None:
+    seeds = result.numbers["seeds"]
+    for mode, values in result.numbers["position_leak_r2"].items():
+        # every seed gave a converged (not collapsed) run: none averaged in dead
+        assert len(values) == len(seeds), mode
+        assert result.numbers["position_leak_still_collapsed"][mode] == 0
+        assert result.numbers["position_leak_restarts"][mode] >= 0
     r2 = {m: float(np.mean(v)) for m, v in result.numbers["position_leak_r2"].items()}
     assert r2["zeros"] > 0.5
     # circular padding on white noise: every pixel sees the same distribution, so the best

@@ -100,3 +100,46 @@ def test_same_mode_directly() -> None:
     assert ck.convolve(f, g, "same").shape == signal.convolve(f, g, "same").shape == (17,)
     assert ck.convolve(g, f, "same").shape == signal.convolve(g, f, "same").shape == (6,)
     np.testing.assert_allclose(ck.convolve(g, f, "same"), signal.convolve(g, f, "same"), atol=1e-13)
+
+
+def only(monkeypatch: pytest.MonkeyPatch, **dtypes: tuple[str, ...]) -> None:
+    """Make ``convkit.list_backends`` report just the named backends, each declaring only
+    the given dtypes (the backends themselves are unchanged)."""
+    import dataclasses
+
+    real = {info.name: info for info in ck.list_backends()}
+    fake = [
+        dataclasses.replace(
+            real[name], capabilities=dataclasses.replace(real[name].capabilities, dtypes=dts)
+        )
+        for name, dts in dtypes.items()
+    ]
+    monkeypatch.setattr(ck, "list_backends", lambda: fake)
+
+
+def test_quick_run_in_complex64_where_complex128_is_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    only(monkeypatch, numpy=("float32", "complex64"), scipy=("float16",))
+    result = commutativity.run(Context(quick=True, out=tmp_path, progress=False))
+    n = result.numbers
+    assert list(n["per_backend"]) == ["numpy"] and n["dtype"] == "complex64"
+    r = n["per_backend"]["numpy"]
+    assert r["dtype"] == "complex64" and r["dims"] == [1, 2, 3]
+    # complex64 round-off: above complex128's, below 1e-5; the swap still changes correlation
+    for key in ("conv_swap", "conv_vs_loop", "corr_vs_loop", "corr_reversed_conj"):
+        assert 1e-10 < r[key] < 1e-5, key
+    assert r["corr_swap_min"] > 0.05
+    assert "no complex128 or complex64" in n["skipped_backends"]["scipy"]["1"]
+    assert "| numpy | complex64 |" in result.details
+    assert "declares no complex128" in result.verdict
+
+
+def test_no_backend_left_is_a_skip_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    only(monkeypatch, numpy=("float32",))
+    result = commutativity.run(Context(quick=True, backend="numpy", out=tmp_path, progress=False))
+    assert result.verdict.startswith("not run") and result.numbers["per_backend"] == {}
+    assert set(result.numbers["skipped_backends"]["numpy"]) == {"1", "2", "3"}
+    assert "z = x − y" in result.details  # the proof is still reported

@@ -123,3 +123,67 @@ def test_the_direct_conv_equals_a_matrix_product_per_pixel() -> None:
     y = np.asarray(ck.conv(x, w[:, :, None, None], b, method="direct", backend="numpy"))
     expected = np.einsum("dc,chw->dhw", w, x[0]) + b[:, None, None]
     np.testing.assert_allclose(y[0], expected, atol=1e-14)
+
+
+def only(monkeypatch: pytest.MonkeyPatch, **dtypes: tuple[str, ...]) -> None:
+    """Make ``convkit.list_backends`` report just the named backends, each declaring only
+    the given dtypes (the backends themselves are unchanged)."""
+    import dataclasses
+
+    real = {info.name: info for info in ck.list_backends()}
+    fake = [
+        dataclasses.replace(
+            real[name], capabilities=dataclasses.replace(real[name].capabilities, dtypes=dts)
+        )
+        for name, dts in dtypes.items()
+    ]
+    monkeypatch.setattr(ck, "list_backends", lambda: fake)
+
+
+def test_backends_for_lowers_precision_or_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    from convkit.exercises.common import backends_for
+
+    only(monkeypatch, numpy=("float32", "complex64"), scipy=("float16",))
+    for backend in (None, "auto"):
+        run, skipped = backends_for(Context(backend=backend), "float64", 2, fallback="float32")
+        assert run == {"numpy": "float32"}
+        assert skipped == {"scipy": "no float64 or float32 (it declares float16)"}
+    # a named backend is checked too: lowered, skipped or unknown, never an exception
+    assert backends_for(Context(backend="numpy"), "complex128", 3, fallback="complex64") == (
+        {"numpy": "complex64"},
+        {},
+    )
+    assert backends_for(Context(backend="scipy"), "float64", 2, fallback="float32") == (
+        {},
+        {"scipy": "no float64 or float32 (it declares float16)"},
+    )
+    run, skipped = backends_for(Context(backend="numpy"), "float64", 2)
+    assert run == {} and skipped == {"numpy": "no float64 (it declares float32, complex64)"}
+    run, skipped = backends_for(Context(backend="nosuch"), "float64", 2, fallback="float32")
+    assert run == {} and "not registered" in skipped["nosuch"]
+
+
+def test_quick_run_in_float32_where_float64_is_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    only(monkeypatch, numpy=("float32",))
+    result = delta0.run(Context(quick=True, backend="numpy", out=tmp_path, progress=False))
+    r = result.numbers["per_backend"]["numpy"]
+    assert r["dtype"] == "float32" and result.numbers["lower_precision_backends"] == {
+        "numpy": "float32"
+    }
+    # float32 round-off against the float64 MLP: well above float64's, well below 1e-5
+    assert 1e-10 < r["stack_vs_mlp"] < 1e-5 and r["jacobian_block_vs_mlp"] < 1e-5
+    assert r["other_pixels_change_direct"] == 0.0 and r["jacobian_off_block_max"] == 0.0
+    assert 1e-10 < r["other_pixels_change_fft"] < 1e-5
+    assert "| numpy | float32 |" in result.details
+    assert "declares no float64" in result.verdict and "float32" in result.answer
+
+
+def test_no_backend_left_is_a_skip_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    only(monkeypatch, numpy=("float16",))
+    result = delta0.run(Context(quick=True, out=tmp_path, progress=False))
+    assert result.verdict.startswith("not run") and result.numbers["per_backend"] == {}
+    assert "no float64 or float32" in result.numbers["skipped_backends"]["numpy"]

@@ -77,6 +77,37 @@ def test_ngram_counts_match_a_counter() -> None:
         np.testing.assert_array_equal(feats, want)
 
 
+def test_logistic_regression_reaches_the_penalised_optimum() -> None:
+    """The n-gram baseline is trained to convergence: at the returned weights the
+    gradient of mean cross-entropy + λ/2·‖W‖², computed here in NumPy (float64), is
+    near zero, the recorded objective matches NumPy's, and the separable task is fitted."""
+    ids, y = text.local_task(400, np.random.default_rng(4))
+    v = len(text.LOCAL_VOCAB)
+    x = text.ngram_counts(ids, v)
+    lam = 1.0 / len(ids)
+    model, objective = text.logistic_regression(x, y, lam, seed=0)
+    assert len(objective) == text.NGRAM_STEPS
+    w = model.weight.value.astype(np.float64)
+    assert model.bias is not None
+    b = model.bias.value.astype(np.float64)
+    xx = x.astype(np.float64)
+    logits = xx @ w.T + b
+    logits -= logits.max(axis=1, keepdims=True)
+    prob = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    onehot = np.eye(2)[y]
+    obj = -np.mean(np.log(prob[np.arange(len(y)), y])) + 0.5 * lam * np.sum(w * w)
+    grad_w = (prob - onehot).T @ xx / len(y) + lam * w
+    grad_b = (prob - onehot).mean(axis=0)
+    # the gradient at the start is of order 0.1; at the optimum it vanishes
+    assert np.abs(grad_w).max() < 1e-3 and np.abs(grad_b).max() < 1e-3
+    assert objective[-1] == pytest.approx(obj, rel=1e-3)
+    assert objective[0] > 2 * objective[-1]  # it did descend
+    assert np.mean(np.argmax(logits, axis=1) == y) == 1.0
+    # without the penalty's gradient the weights would not shrink: λ matters
+    model2, _ = text.logistic_regression(x, y, 0.0, seed=0)
+    assert np.sum(model2.weight.value.astype(np.float64) ** 2) > 1.5 * np.sum(w * w)
+
+
 # --- the distance task ---------------------------------------------------------------------
 
 
@@ -158,6 +189,24 @@ def check_measurements(r: Result) -> None:
     # ... while a k = 3 conv reads the phrase
     assert local["conv k=3 + max pool"] >= 0.9
     assert local["conv k=3 + max pool"] > text.BOW_CEILING + 4 * se
+    # and so does the converged n-gram baseline (the task is linear in bigram counts)
+    assert local[text.NGRAM] >= 0.9
+    assert all(v == 1.0 for v in n["local_accuracy_on_training_data"][text.NGRAM])
+    assert max(n["ngram_baseline"]["objective_relative_drop_last_steps"]) < 1e-3
+    v = len(text.LOCAL_VOCAB)
+    assert n["local_parameters"][text.NGRAM] == 2 * (v + v * v) + 2
+    # runs at D = RF and beyond it are reported apart, as recorded per distance
+    at: list[float] = []
+    beyond: list[float] = []
+    for name, rf in n["receptive_fields"].items():
+        for d, accs in n["distance_accuracy"][name].items():
+            if int(d) == rf:
+                at += accs
+            elif int(d) > rf:
+                beyond += accs
+    assert sorted(n["accuracy_at_receptive_field_runs"]) == sorted(at)
+    assert sorted(n["accuracy_beyond_receptive_field_runs"]) == sorted(beyond)
+    assert at and beyond
     # distance: right inside the receptive field, chance beyond it
     for name, rf in n["receptive_fields"].items():
         for d, accs in n["distance_accuracy"][name].items():

@@ -87,8 +87,23 @@ def test_the_committed_run_has_the_structure_of_a_fresh_one(tmp_path: Path) -> N
     assert [e["name"] for e in committed] == [e["name"] for e in fresh]
     for old, new in zip(committed, fresh, strict=True):
         assert sorted(old["numbers"]) == sorted(new["numbers"]), old["name"]
+        assert _shape(old["numbers"], 0) == _shape(new["numbers"], 0), old["name"]
         assert old["figures"] == new["figures"], old["name"]
         for figure in old["figures"]:
             assert (RUN / figure).is_file(), figure
     report = (RUN / "report.md").read_text()
     assert "Mode: full." in report and "Backend: numpy" in report
+    sections = report.split("\n## ")[1:]
+    assert len(sections) == len(committed)
+    for section in sections:  # every answer has its question, evidence and limits
+        for part in ("**Question.**", "**Answer.**", "**Evidence.**", "**Limits.**"):
+            assert part in section, (section.splitlines()[0], part)
+
+
+def _shape(value: object, depth: int) -> object:
+    """The keys of a JSON value down to ``depth`` levels of nesting and the kinds of the
+    values beneath them (deeper keys are data — distances, seeds — that a quick run
+    samples more sparsely than a full one)."""
+    if isinstance(value, dict) and depth >= 0:
+        return {k: _shape(v, depth - 1) for k, v in value.items()}
+    return type(value).__name__ if isinstance(value, list | str | bool | dict) else "number"

@@ -78,19 +78,33 @@ class Recording:
     rate: int
     train: np.ndarray
     test: np.ndarray
+    """The held-out audio the headline is measured on, never used for any choice."""
+    val: np.ndarray | None = None
+    """Validation audio (what the net's size and schedule were picked on), if any."""
 
 
-def synthetic(seconds: float, clips: int, rng: np.random.Generator) -> Recording:
-    """``clips`` training melodies and one held-out melody, all different."""
+def synthetic(
+    seconds: float,
+    clips: int,
+    rng: np.random.Generator,
+    test_clips: int = 1,
+    test_rng: np.random.Generator | None = None,
+) -> Recording:
+    """``clips`` training melodies, one validation melody (drawn from ``rng`` after the
+    training ones) and ``test_clips`` test melodies drawn from ``test_rng``, all
+    different."""
     train = np.stack([melody(seconds, rng) for _ in range(clips)])
-    test = melody(seconds, rng)[None]
+    val = melody(seconds, rng)[None]
+    test_rng = rng if test_rng is None else test_rng
+    test = np.stack([melody(seconds, test_rng) for _ in range(test_clips)])
     return Recording(
-        f"synthesised stereo plucked strings (Karplus–Strong), {clips} training clips and "
-        f"1 held-out clip of {seconds:g} s at {RATE} Hz",
+        f"synthesised stereo plucked strings (Karplus–Strong), {clips} training clips, "
+        f"1 validation clip and {test_clips} test clips of {seconds:g} s at {RATE} Hz",
         "synthetic",
         RATE,
         train,
         test,
+        val,
     )
 
 

@@ -105,34 +105,48 @@ def pyplot() -> Any:
 
 
 def backends_for(
-    ctx: Context, dtype: str = "float64", ndim: int = 2, devices: tuple[str, ...] = ("cpu",)
-) -> tuple[list[str], dict[str, str]]:
-    """The backends an exercise runs a case on, and those it skips with the reason.
+    ctx: Context,
+    dtype: str = "float64",
+    ndim: int = 2,
+    devices: tuple[str, ...] = ("cpu",),
+    fallback: str | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The backends an exercise runs a case on, each with the dtype to run it in, and
+    those it skips with the reason.
 
-    A named ``--backend`` (anything but ``auto``) is the only one; with ``auto`` (or no
-    choice) every available backend whose declared capabilities cover ``dtype``,
-    ``ndim`` spatial dimensions and one of ``devices`` — so a third-party backend without
-    float64 is skipped with that reason, not a crash.
+    A named ``--backend`` (anything but ``auto``) is the only candidate; with ``auto`` (or
+    no choice) every registered backend is. A candidate runs the case in ``dtype`` if its
+    declared capabilities cover it, else in ``fallback`` (e.g. float32 for float64) if they
+    cover that; it is skipped, with the reason, if it is unavailable, covers neither
+    dtype, lacks ``ndim`` spatial dimensions or (unless named) runs on none of
+    ``devices``. Nothing here raises: a third-party backend without float64 is run in
+    float32 or skipped, never a crash.
     """
     from convkit import list_backends
 
-    if ctx.backend not in (None, "auto"):
-        return [str(ctx.backend).split(":")[0]], {}
-    run, skipped = [], {}
-    for info in list_backends():
+    named = None if ctx.backend in (None, "auto") else str(ctx.backend).split(":")[0]
+    infos = list_backends()
+    run: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    if named is not None and named not in {info.name for info in infos}:
+        skipped[named] = "not registered (convkit.list_backends() does not list it)"
+    for info in infos:
+        if named is not None and info.name != named:
+            continue
         caps = info.capabilities
+        wanted = [dtype] + ([fallback] if fallback else [])
         if not info.available:
             skipped[info.name] = f"not available ({info.reason})"
         elif caps is None:
             skipped[info.name] = "declares no capabilities"
-        elif dtype not in caps.dtypes:
-            skipped[info.name] = f"no {dtype} (it declares {', '.join(caps.dtypes)})"
+        elif not any(d in caps.dtypes for d in wanted):
+            skipped[info.name] = f"no {' or '.join(wanted)} (it declares {', '.join(caps.dtypes)})"
         elif not caps.supports_ndim(ndim):
             skipped[info.name] = f"no {ndim}-d convolution ({caps.describe_ndim()})"
-        elif not set(devices) & set(caps.devices):
+        elif named is None and not set(devices) & set(caps.devices):
             skipped[info.name] = f"runs on {', '.join(caps.devices)}"
         else:
-            run.append(info.name)
+            run[info.name] = dtype if dtype in caps.dtypes else str(fallback)
     return run, skipped
 
 
