@@ -11,9 +11,12 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
+
+import numpy as np
 
 from convkit.padding import canonical_padding_mode
 
@@ -120,7 +123,7 @@ class ConvSpec:
                 f"spatial dimension(s), so x must be (N, C_in, *S) with {d + 2} "
                 f"dimensions or unbatched (C_in, *S) with {d + 1}; got x.shape={x_shape}"
             )
-        groups = _positive_int("groups", groups)
+        groups = positive_int("groups", groups)
         n, c_in, *size = x_shape if len(x_shape) == d + 2 else (1, *x_shape)
         c_out, c_in_g, *kernel = w_shape
         if c_in < 1 or c_out < 1:
@@ -291,12 +294,29 @@ def _is_int(v: object) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _positive_int(name: str, value: object) -> int:
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int >= 1; got {value!r}")
-    if int(value) < 1:  # type: ignore[call-overload]
-        raise ValueError(f"{name} must be >= 1; got {name}={value!r}")
-    return int(value)  # type: ignore[call-overload]
+def positive_int(name: str, value: object, *, zero: bool = False) -> int:
+    """``value`` as an ``int``: any integral number (``operator.index``: ``int``, NumPy
+    integers) but a bool, at least 1 (or 0 with ``zero=True``); anything else is a
+    :class:`ValueError` naming the argument.
+
+    >>> positive_int("size", np.int64(3))
+    3
+    >>> positive_int("size", True)
+    Traceback (most recent call last):
+    ValueError: size=True must be a positive integer, not a bool
+    """
+    what = "non-negative" if zero else "positive"
+    if isinstance(value, bool | np.bool_):
+        raise ValueError(f"{name}={value!r} must be a {what} integer, not a bool")
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(
+            f"{name}={value!r} must be a {what} integer; got {type(value).__name__}"
+        ) from None
+    if number < (0 if zero else 1):
+        raise ValueError(f"{name}={value!r} must be a {what} integer")
+    return number
 
 
 def per_dim(name: str, value: object, d: int, minimum: int = 1) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 
 def clean_environ(**env: str) -> dict[str, str]:
@@ -76,3 +77,20 @@ def write_plugin(src: Path, dist: str, module: str, code: str) -> Path:
         """)
     )
     return src
+
+
+def only_backends(monkeypatch: Any, **dtypes: tuple[str, ...]) -> None:
+    """Make ``convkit.list_backends`` report just the named backends, each declaring only
+    the given dtypes (the backends themselves are unchanged)."""
+    import dataclasses
+
+    import convkit as ck
+
+    real = {info.name: info for info in ck.list_backends()}
+    fake = [
+        dataclasses.replace(
+            real[name], capabilities=dataclasses.replace(real[name].capabilities, dtypes=dts)
+        )
+        for name, dts in dtypes.items()
+    ]
+    monkeypatch.setattr(ck, "list_backends", lambda: fake)

@@ -61,7 +61,7 @@ W = np.ones((6, 4, 3, 3))
             r"stride=\(1, 1, 1\) has 3 entries; expected an int or 2",
         ),
         (X, W, dict(stride=1.5), TypeError, r"stride must be an int or a tuple of 2 ints; got 1.5"),
-        (X, W, dict(groups=0), ValueError, r"groups must be >= 1"),
+        (X, W, dict(groups=0), ValueError, r"groups=0 must be a positive integer"),
         (
             X,
             W,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import signal
+from support import only_backends
 
 pytest.importorskip("matplotlib", reason="the exercise draws a figure")
 
@@ -102,25 +103,10 @@ def test_same_mode_directly() -> None:
     np.testing.assert_allclose(ck.convolve(g, f, "same"), signal.convolve(g, f, "same"), atol=1e-13)
 
 
-def only(monkeypatch: pytest.MonkeyPatch, **dtypes: tuple[str, ...]) -> None:
-    """Make ``convkit.list_backends`` report just the named backends, each declaring only
-    the given dtypes (the backends themselves are unchanged)."""
-    import dataclasses
-
-    real = {info.name: info for info in ck.list_backends()}
-    fake = [
-        dataclasses.replace(
-            real[name], capabilities=dataclasses.replace(real[name].capabilities, dtypes=dts)
-        )
-        for name, dts in dtypes.items()
-    ]
-    monkeypatch.setattr(ck, "list_backends", lambda: fake)
-
-
 def test_quick_run_in_complex64_where_complex128_is_missing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    only(monkeypatch, numpy=("float32", "complex64"), scipy=("float16",))
+    only_backends(monkeypatch, numpy=("float32", "complex64"), scipy=("float16",))
     result = commutativity.run(Context(quick=True, out=tmp_path, progress=False))
     n = result.numbers
     assert list(n["per_backend"]) == ["numpy"] and n["dtype"] == "complex64"
@@ -138,7 +124,7 @@ def test_quick_run_in_complex64_where_complex128_is_missing(
 def test_no_backend_left_is_a_skip_not_a_crash(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    only(monkeypatch, numpy=("float32",))
+    only_backends(monkeypatch, numpy=("float32",))
     result = commutativity.run(Context(quick=True, backend="numpy", out=tmp_path, progress=False))
     assert result.verdict.startswith("not run") and result.numbers["per_backend"] == {}
     assert set(result.numbers["skipped_backends"]["numpy"]) == {"1", "2", "3"}

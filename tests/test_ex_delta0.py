@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import only_backends
 
 pytest.importorskip("skimage", reason="the exercise uses scikit-image's photographs")
 pytest.importorskip("matplotlib", reason="the exercise draws a figure")
@@ -125,25 +126,10 @@ def test_the_direct_conv_equals_a_matrix_product_per_pixel() -> None:
     np.testing.assert_allclose(y[0], expected, atol=1e-14)
 
 
-def only(monkeypatch: pytest.MonkeyPatch, **dtypes: tuple[str, ...]) -> None:
-    """Make ``convkit.list_backends`` report just the named backends, each declaring only
-    the given dtypes (the backends themselves are unchanged)."""
-    import dataclasses
-
-    real = {info.name: info for info in ck.list_backends()}
-    fake = [
-        dataclasses.replace(
-            real[name], capabilities=dataclasses.replace(real[name].capabilities, dtypes=dts)
-        )
-        for name, dts in dtypes.items()
-    ]
-    monkeypatch.setattr(ck, "list_backends", lambda: fake)
-
-
 def test_backends_for_lowers_precision_or_skips(monkeypatch: pytest.MonkeyPatch) -> None:
     from convkit.exercises.common import backends_for
 
-    only(monkeypatch, numpy=("float32", "complex64"), scipy=("float16",))
+    only_backends(monkeypatch, numpy=("float32", "complex64"), scipy=("float16",))
     for backend in (None, "auto"):
         run, skipped = backends_for(Context(backend=backend), "float64", 2, fallback="float32")
         assert run == {"numpy": "float32"}
@@ -166,7 +152,7 @@ def test_backends_for_lowers_precision_or_skips(monkeypatch: pytest.MonkeyPatch)
 def test_quick_run_in_float32_where_float64_is_missing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    only(monkeypatch, numpy=("float32",))
+    only_backends(monkeypatch, numpy=("float32",))
     result = delta0.run(Context(quick=True, backend="numpy", out=tmp_path, progress=False))
     r = result.numbers["per_backend"]["numpy"]
     assert r["dtype"] == "float32" and result.numbers["lower_precision_backends"] == {
@@ -183,7 +169,7 @@ def test_quick_run_in_float32_where_float64_is_missing(
 def test_no_backend_left_is_a_skip_not_a_crash(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    only(monkeypatch, numpy=("float16",))
+    only_backends(monkeypatch, numpy=("float16",))
     result = delta0.run(Context(quick=True, out=tmp_path, progress=False))
     assert result.verdict.startswith("not run") and result.numbers["per_backend"] == {}
     assert "no float64 or float32" in result.numbers["skipped_backends"]["numpy"]

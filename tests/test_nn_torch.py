@@ -422,7 +422,7 @@ def test_errors_name_the_argument_and_what_was_expected() -> None:
         Conv2d(2, 3, 3, padding_mode="mirror")
     with pytest.raises(ValueError, match=r"groups=4 must divide both in_channels=4 and out_ch"):
         Conv2d(4, 6, 3, groups=4)
-    with pytest.raises(ValueError, match=r"in_channels=0; expected a positive integer"):
+    with pytest.raises(ValueError, match=r"in_channels=0 must be a positive integer"):
         Conv1d(0, 3, 3)
     with pytest.raises(ValueError, match=r"padding='full' is not a padding; expected 'same'"):
         Conv2d(1, 1, 3, padding="full")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, SupportsIndex
@@ -18,6 +17,7 @@ import numpy as np
 
 from convkit.hookspecs import hookimpl
 from convkit.registry import KernelRegistry
+from convkit.spec import positive_int
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def box(size: SupportsIndex = 3) -> np.ndarray:
     >>> box(2).tolist()
     [[0.25, 0.25], [0.25, 0.25]]
     """
-    size = _positive("size", size)
+    size = positive_int("size", size)
     return np.full((size, size), 1.0 / size**2)
 
 
@@ -54,7 +54,7 @@ def gaussian(sigma: float = 1.0, size: SupportsIndex | None = None) -> np.ndarra
     """
     if not sigma > 0:
         raise ValueError(f"gaussian: sigma={sigma!r} must be > 0")
-    size = _positive("size", 2 * math.ceil(3 * sigma) + 1 if size is None else size)
+    size = positive_int("size", 2 * math.ceil(3 * sigma) + 1 if size is None else size)
     r = np.arange(size) - (size - 1) / 2
     g = np.exp(-(r**2) / (2 * sigma**2))
     k = np.outer(g, g)
@@ -137,31 +137,8 @@ def bandpass(low: float, high: float, rate: int, numtaps: SupportsIndex = 101) -
     return np.asarray(scipy.signal.firwin(_odd(numtaps), [low, high], fs=rate, pass_zero=False))
 
 
-def _positive(name: str, value: Any) -> int:
-    """``value`` as a positive ``int``: any integral number (``operator.index``: ``int``,
-    NumPy integers) but a ``bool``; anything else is a :class:`ValueError` naming it.
-
-    >>> _positive("size", np.int64(3))
-    3
-    >>> _positive("size", True)
-    Traceback (most recent call last):
-    ValueError: size=True must be a positive integer, not a bool
-    """
-    if isinstance(value, bool | np.bool_):
-        raise ValueError(f"{name}={value!r} must be a positive integer, not a bool")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(
-            f"{name}={value!r} must be a positive integer; got {type(value).__name__}"
-        ) from None
-    if number < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer")
-    return number
-
-
 def _odd(numtaps: SupportsIndex) -> int:
-    n = _positive("numtaps", numtaps)
+    n = positive_int("numtaps", numtaps)
     return n if n % 2 else n + 1  # odd: a type I filter, any response
 
 

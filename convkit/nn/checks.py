@@ -3,28 +3,19 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import numpy as np
 
+from convkit.spec import positive_int
 
-def positive_int(name: str, value: Any, *, zero: bool = False) -> int:
-    """``value`` as an int (any integral number but a bool), at least 1 (or 0 with
-    ``zero=True``); errors name the argument.
-
-    >>> positive_int("epochs", np.int64(3))
-    3
-    """
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = None
-    if isinstance(value, bool) or number is None or number < (0 if zero else 1):
-        raise ValueError(
-            f"{name}={value!r} must be a {'non-negative' if zero else 'positive'} integer"
-        )
-    return number
+__all__ = [
+    "check_grad_shape",
+    "check_input_dtype",
+    "float_dtype",
+    "need_forward",
+    "positive_int",
+]
 
 
 def float_dtype(dtype: Any) -> str:

@@ -43,7 +43,7 @@ from torch.nn import init
 
 import convkit
 from convkit.nn.torchstyle import canonical_padding, conv_repr
-from convkit.spec import per_dim
+from convkit.spec import per_dim, positive_int
 
 __all__ = [
     "Conv1d",
@@ -66,19 +66,6 @@ _DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 IntOrTuple = int | Sequence[int]
 Padding = str | int | Sequence[int] | Sequence[Sequence[int]]
 Device = torch.device | str | int | None
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _size_arg(name: str, value: object, d: int, minimum: int) -> tuple[int, ...]:
-    """``value`` as ``d`` ints, each ``>= minimum``; a bool is not an int here."""
-    if isinstance(value, bool) or (
-        isinstance(value, Sequence) and any(isinstance(v, bool) for v in value)
-    ):
-        raise TypeError(f"{name} must be an int or a tuple of {d} ints; got {value!r}")
-    return per_dim(name, value, d, minimum)
 
 
 class _ConvBase(torch.nn.Module):
@@ -118,7 +105,7 @@ class _ConvBase(torch.nn.Module):
         name = type(self).__name__
         d = self._ndim
         if d is None:
-            if _is_int(kernel_size):
+            if isinstance(kernel_size, numbers.Integral):
                 raise TypeError(
                     f"{name} takes kernel_size as a tuple with one entry per spatial "
                     f"dimension; got kernel_size={kernel_size!r}. Use Conv1d, Conv2d, "
@@ -132,11 +119,9 @@ class _ConvBase(torch.nn.Module):
                 raise ValueError(
                     "kernel_size=() has no entries; expected one per spatial dimension (d >= 1)"
                 )
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{arg}={value!r}; expected a positive integer")
-        if not _is_int(groups) or groups < 1:
-            raise ValueError(f"groups={groups!r}; expected a positive integer")
+        in_channels = positive_int("in_channels", in_channels)
+        out_channels = positive_int("out_channels", out_channels)
+        groups = positive_int("groups", groups)
         if in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"groups={groups} must divide both in_channels={in_channels} and "
@@ -148,9 +133,9 @@ class _ConvBase(torch.nn.Module):
             raise TypeError(f"dtype={dtype}; convkit computes in {_dtype_list()}")
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
-        self.kernel_size = _size_arg("kernel_size", kernel_size, d, 1)
-        self.stride = _size_arg("stride", stride, d, 1)
-        self.dilation = _size_arg("dilation", dilation, d, 1)
+        self.kernel_size = per_dim("kernel_size", kernel_size, d, 1)
+        self.stride = per_dim("stride", stride, d, 1)
+        self.dilation = per_dim("dilation", dilation, d, 1)
         self.groups = int(groups)
         return d
 
@@ -444,8 +429,8 @@ class ConvTransposeNd(_ConvBase):
                 f"padding={padding!r}; {name} takes an int or a tuple of {d} ints (as "
                 f"PyTorch's transposed convolutions), not 'same' or 'valid'"
             )
-        self.padding = _size_arg("padding", padding, d, 0)
-        self.output_padding = _size_arg("output_padding", output_padding, d, 0)
+        self.padding = per_dim("padding", padding, d, 0)
+        self.output_padding = per_dim("output_padding", output_padding, d, 0)
         for op, s, dl in zip(self.output_padding, self.stride, self.dilation, strict=True):
             if op >= max(s, dl):
                 raise ValueError(
