@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from convkit.algorithms import direct, fft, vjp
+from convkit.algorithms import direct, fft, vjp, winograd
 from convkit.costs import CostModel
 from convkit.dtypes import COMPLEX_DTYPES, FLOAT_DTYPES
 from convkit.padding import PADDING_MODES, pad_numpy
@@ -50,6 +50,10 @@ class Capabilities:
     integer_conv: bool = False
     """Whether ``conv`` computes integer dtypes exactly (used by ``convolve``'s direct
     method when float64 would not be exact)."""
+    conv_methods: tuple[str, ...] = ("direct", "fft")
+    """The methods of ``conv`` this backend implements: ``"direct"``, ``"fft"`` (any
+    backend, through :meth:`Backend.conv_fft`), and ``"winograd"`` for a backend whose
+    ``conv`` calls :meth:`Backend.conv_winograd` on ``spec.method == "winograd"``."""
     host_arrays: bool = False
     """Whether the default backend ``auto`` may run this backend on arrays in host
     memory that another backend owns (NumPy arrays, CPU tensors): its :meth:`~Backend.asarray`
@@ -135,6 +139,17 @@ class Backend:
         ``auto`` hand it to another backend. The default, ``False``, keeps arrays with
         their owner."""
         return False
+
+    def array_key(self, obj: Any) -> Hashable | None:
+        """What, besides its type, a call's backend selection and planning read from an
+        array this backend owns (its shape and dtype; a device, a flag), so that a call
+        repeating an earlier call's signature can skip them (:mod:`convkit.plans`).
+        ``None``, the default, means the array cannot be described cheaply and every
+        call takes the full path.
+
+        .. versionadded:: 0.2
+        """
+        return None
 
     import_seconds: ClassVar[float] = 0.0
     """Roughly how long the first call takes to import this backend's library; ``auto``
@@ -266,6 +281,24 @@ class Backend:
         conv = direct.conv_fn(self, options)
         return vjp.conv_transpose(self.namespace(), conv, x, weight, bias, spec)
 
+    def conv_winograd(
+        self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
+    ) -> Any:
+        """The Winograd method of :meth:`conv` for 3-tap kernels at stride 1, for any
+        backend (:func:`convkit.algorithms.winograd.winograd_conv` on
+        :meth:`namespace`, with the tile
+        :func:`~convkit.algorithms.direct.winograd_tile` picks for the dtype)."""
+        tile = direct.winograd_tile(self.dtype_name(x), spec) or min(winograd.TILES)
+        return winograd.winograd_conv(
+            self.namespace(),
+            x,
+            weight,
+            bias,
+            spec,
+            tile=tile,
+            pad=lambda a: self.pad(a, spec.padding, spec.padding_mode),
+        )
+
     def conv_fft(
         self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
     ) -> Any:
@@ -295,6 +328,10 @@ class NumpyArrays:
 
     def restore(self, obj: Any, like: Any) -> np.ndarray:
         return np.asarray(obj)
+
+    def array_key(self, obj: Any) -> Hashable | None:
+        dtype = obj.dtype
+        return (obj.shape, dtype) if dtype.isnative else None
 
     def pad(self, x: np.ndarray, padding: tuple[tuple[int, int], ...], mode: str) -> np.ndarray:
         return pad_numpy(x, padding, mode)

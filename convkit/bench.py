@@ -7,13 +7,15 @@ calibration and the benchmark scripts share; each part is a few short functions.
 Every workload is timed for each available convkit backend and method and for the peer
 libraries that compute the same thing, interleaved in rounds (these machines are noisy);
 the report gives the median, the ratio to the best peer, effective GFLOP/s, the fraction
-of this machine's float32 matmul peak (measured in the same run) and the peak extra
-memory (the growth of resident memory during a call).
+of this machine's float32 matmul peak (measured in the same run), the peak extra
+memory (the growth of resident memory during a call), and for every convkit row the
+time ``auto``'s cost model estimated for it, over the time measured. Loop workloads
+(a call too short to time alone) report the mean time per call.
 
 A candidate that raises (a peer whose compiled library fails to load, a backend error,
-at its first call or any later one) is reported in its row as ``failed: Type: message``
-and left out of the ratios and the summary; the run goes on with the other candidates
-and workloads.
+at its first call or any later one), or whose first call takes longer than
+:data:`FIRST_CALL_LIMIT_S`, is reported in its row as ``failed: ...`` and left out of
+the ratios and the summary; the run goes on with the other candidates and workloads.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from convkit.fileio import atomic_output
 
 @dataclass(frozen=True)
 class Workload:
-    """One conv call to time: shapes, options, dtype; ``full`` and ``quick`` sizes."""
+    """One call to time: shapes, options, dtype; ``full`` and ``quick`` sizes.
+
+    ``op`` is ``"conv"`` (:func:`convkit.conv`, or its gradients
+    :func:`convkit.conv_vjp` when ``backward``) or ``"convolve"``
+    (:func:`convkit.convolve` of two signals, full mode). ``calls`` above one makes a
+    loop workload: a call too short to time alone, timed as the mean per call over a
+    loop of up to ``calls`` calls (fewer for a candidate whose loop would last longer
+    than :data:`LOOP_SECONDS`).
+    """
 
     name: str
     x: tuple[int, ...]
@@ -46,15 +56,25 @@ class Workload:
     kwargs: dict[str, Any] = field(default_factory=dict)
     dtype: str = "float32"
     backward: bool = False
+    op: str = "conv"
+    calls: int = 1
 
     def shapes(self, quick: bool) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return (self.quick_x if quick else self.x), self.w
 
     def flops(self, quick: bool) -> float:
-        """Multiply-adds times two of the direct computation (three passes if backward)."""
+        """Multiply-adds times two of the direct computation (three passes if backward);
+        for ``convolve`` (full mode) every pair of elements multiplies once."""
         from convkit.spec import ConvSpec
 
         x, w = self.shapes(quick)
+        if self.op == "convolve":
+            mode = self.kwargs.get("mode", "full")
+            if mode != "full":
+                raise ValueError(
+                    f"workload {self.name!r}: mode={mode!r}; flops are counted for 'full' only"
+                )
+            return 2.0 * math.prod(x) * math.prod(w)
         spec = ConvSpec.build(x, w, **self.kwargs)
         macs = (
             spec.batch
@@ -84,13 +104,23 @@ WORKLOADS = [
         dict(padding=1),
         backward=True,
     ),
+    Workload(
+        "grad_large",
+        (1, 2, 1024, 768),
+        (3, 2, 5, 5),
+        (1, 2, 256, 192),
+        dict(padding=2),
+        backward=True,
+    ),
     Workload("blur31_f64", (1, 1, 2048, 2048), (1, 1, 31, 31), (1, 1, 512, 512), dtype="float64"),
+    Workload("tiny_conv", (1, 1, 16), (1, 1, 3), (1, 1, 16), calls=2000),
+    Workload("tiny_convolve", (16,), (3,), (16,), dtype="float64", op="convolve", calls=2000),
 ]
 
 
 @dataclass
 class Row:
-    """One candidate's measurement."""
+    """One candidate's measurement (per call, for a loop workload)."""
 
     workload: str
     candidate: str
@@ -102,6 +132,12 @@ class Row:
     ratio_to_best_peer: float = math.nan
     error: str = ""
     """Why the candidate could not be timed (``"Type: message"``); empty if it was."""
+    estimate_s: float = math.nan
+    """``auto``'s estimated seconds for this candidate (convkit rows; NaN for peers)."""
+    estimate_ratio: float = math.nan
+    """``estimate_s / median_s``: above 1, the cost model overestimates."""
+    calls: int = 1
+    """Calls per timed loop (loop workloads), over which ``median_s`` is the mean."""
 
 
 REPEAT = 3
@@ -280,103 +316,223 @@ def _extra_memory(fn: Callable[[], object]) -> float:
     return max(0.0, (peak - out) / 2**20)
 
 
-def candidates(work: Workload, quick: bool) -> tuple[dict[str, Callable[[], object]], list[str]]:
-    """The callables to time for ``work``: convkit's backends and methods, and peers."""
-    import convkit as ck
+FIRST_CALL_LIMIT_S = 30.0
+"""A candidate whose first (untimed) call takes longer than this many seconds is
+reported as too slow and left out of the rounds."""
 
+LOOP_SECONDS = 0.25
+"""The longest a loop workload's timed loop should last: a candidate whose single call
+is slow loops fewer than the workload's ``calls`` times."""
+
+PROBE_CALLS = 10
+"""Calls timed together to size a loop workload's loop."""
+
+MIN_RATIO, MAX_RATIO = 1 / 3, 3.0
+"""The band of estimate over measured time within which the cost model counts as right."""
+
+
+def inputs(work: Workload, quick: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The workload's two operands: standard normal values of its dtype, seeded.
+
+    >>> x, w = inputs(WORKLOADS[0], quick=True)
+    >>> x.shape, w.shape, str(x.dtype)
+    ((2, 64, 28, 28), (64, 64, 3, 3), 'float32')
+    """
     xs, ws = work.shapes(quick)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal(xs).astype(work.dtype)
-    w = rng.standard_normal(ws).astype(work.dtype)
-    kw = work.kwargs
-    out: dict[str, Callable[[], object]] = {}
-    peers: list[str] = []
-    names = [b.name for b in ck.list_backends() if b.available]
+    return rng.standard_normal(xs).astype(work.dtype), rng.standard_normal(ws).astype(work.dtype)
+
+
+def backend_row(work: Workload, name: str) -> str:
+    """The row of backend ``name`` with its method chosen by ``auto``: ``convkit NAME
+    auto`` beside per-method rows (forward convolutions), else ``convkit NAME``.
+
+    >>> backend_row(WORKLOADS[0], "numpy"), backend_row(WORKLOADS[-1], "numpy")
+    ('convkit numpy auto', 'convkit numpy')
+    """
+    per_method = work.op == "conv" and not work.backward and work.calls == 1
+    return f"convkit {name} auto" if per_method else f"convkit {name}"
+
+
+def method_choice(work: Workload, x: np.ndarray, w: np.ndarray, backend: str | None) -> Any:
+    """What ``auto`` picks for the workload's call on ``backend`` (``None``: any),
+    with its estimates (a :class:`~convkit.planner.MethodChoice`)."""
+    import convkit as ck
+
+    if work.op == "convolve":
+        return ck.choose_method(x, w, backend=backend, **work.kwargs)
     if work.backward:
+        return ck.explain(x, w, op="conv_vjp", backend=backend, **work.kwargs)
+    return ck.choose_conv_method(x, w, backend=backend, **work.kwargs)
+
+
+def estimates(
+    work: Workload, x: np.ndarray, w: np.ndarray, backends: Sequence[str]
+) -> dict[str, float]:
+    """``auto``'s estimated seconds for each convkit candidate of the workload, by row
+    name: ``convkit NAME METHOD`` (the backend's own estimate for the method), the
+    backend's row of :func:`backend_row` (its cheapest method) and ``convkit auto``
+    (the estimate of the backend and method auto picks now, on that backend's own
+    rates: no import or hand-over surcharge). A backend that cannot estimate the call
+    is left out.
+
+    >>> est = estimates(WORKLOADS[0], *inputs(WORKLOADS[0], quick=True), ["numpy"])
+    >>> methods = {k: v for k, v in est.items() if k.startswith("convkit numpy ")}
+    >>> methods.pop("convkit numpy auto") == min(methods.values())
+    True
+    """
+    out: dict[str, float] = {}
+    for name in backends:
+        try:
+            costs = method_choice(work, x, w, name).costs
+        except Exception:  # the row reports the backend's error when it runs
+            continue
+        if backend_row(work, name) == f"convkit {name} auto":
+            out.update({f"convkit {name} {method}": s for method, s in costs.items()})
+        out[backend_row(work, name)] = min(costs.values())
+    try:
+        choice = method_choice(work, x, w, None)
+        out["convkit auto"] = choice.costs[choice.method]
+    except Exception:  # the row reports auto's error when it runs
+        pass
+    return out
+
+
+def candidates(
+    work: Workload, x: np.ndarray, w: np.ndarray
+) -> tuple[dict[str, Callable[[], object]], list[str]]:
+    """The callables to time for ``work`` (convkit's backends and methods, and the
+    peers) and the names of the peers."""
+    import convkit as ck
+
+    names = [b.name for b in ck.list_backends() if b.available]
+    if work.op == "convolve":
+        out = _backend_calls(work, names, functools.partial(ck.convolve, x, w, **work.kwargs))
+    elif work.backward:
         from convkit.spec import ConvSpec
 
-        g = np.ones(ConvSpec.build(xs, ws, **kw).output_shape, dtype=work.dtype)
-        out["convkit auto"] = functools.partial(ck.conv_vjp, x, w, g, **kw)
-        for name in names:
-            out[f"convkit {name}"] = functools.partial(ck.conv_vjp, x, w, g, backend=name, **kw)
+        g = np.ones(ConvSpec.build(x.shape, w.shape, **work.kwargs).output_shape, dtype=x.dtype)
+        out = _backend_calls(work, names, functools.partial(ck.conv_vjp, x, w, g, **work.kwargs))
+    elif work.calls > 1:
+        out = _backend_calls(work, names, functools.partial(ck.conv, x, w, **work.kwargs))
     else:
-        out["convkit auto"] = functools.partial(ck.conv, x, w, backend="auto", **kw)
-        for name in names:
-            try:
-                costs = ck.choose_conv_method(x, w, backend=name, **kw).costs
-            except Exception as exc:  # reported in the backend's row; the others go on
-                out[f"convkit {name} auto"] = _raises(exc)
-                continue
-            for method in ("direct", "fft"):
-                # skip a method estimated 20x slower than the backend's best: it would
-                # only make the run long
-                if costs[method] <= 20 * min(costs.values()):
-                    out[f"convkit {name} {method}"] = functools.partial(
-                        ck.conv, x, w, backend=name, method=method, **kw
-                    )
-            out[f"convkit {name} auto"] = functools.partial(ck.conv, x, w, backend=name, **kw)
-    out.update(_peers(work, x, w, peers))
-    return out, peers
+        out = _method_calls(work, x, w, names)
+    peers = _peers(work, x, w)
+    out.update(peers)
+    return out, list(peers)
 
 
-def _peers(
-    work: Workload, x: np.ndarray, w: np.ndarray, peers: list[str]
+def _backend_calls(
+    work: Workload, names: Sequence[str], call: Callable[..., object]
 ) -> dict[str, Callable[[], object]]:
-    found: dict[str, Callable[[], object]] = {}
+    """``convkit auto`` and one row per backend, each with its method chosen by auto."""
+    out: dict[str, Callable[[], object]] = {"convkit auto": call}
+    for name in names:
+        out[backend_row(work, name)] = functools.partial(call, backend=name)
+    return out
+
+
+def _method_calls(
+    work: Workload, x: np.ndarray, w: np.ndarray, names: Sequence[str]
+) -> dict[str, Callable[[], object]]:
+    """``convkit auto``, and per backend a row for each method it estimates (a method
+    estimated over 20x the backend's best is skipped: it would only make the run long)
+    and one with the method chosen by auto."""
+    import convkit as ck
+
+    kw = work.kwargs
+    out: dict[str, Callable[[], object]] = {
+        "convkit auto": functools.partial(ck.conv, x, w, backend="auto", **kw)
+    }
+    for name in names:
+        try:
+            costs = method_choice(work, x, w, name).costs
+        except Exception as exc:  # reported in the backend's row; the others go on
+            out[f"convkit {name} auto"] = _raises(exc)
+            continue
+        best = min(costs.values())
+        for method, cost in costs.items():
+            if not math.isinf(cost) and cost <= 20 * best:
+                out[f"convkit {name} {method}"] = functools.partial(
+                    ck.conv, x, w, backend=name, method=method, **kw
+                )
+        out[f"convkit {name} auto"] = functools.partial(ck.conv, x, w, backend=name, **kw)
+    return out
+
+
+def _peers(work: Workload, x: np.ndarray, w: np.ndarray) -> dict[str, Callable[[], object]]:
+    """The peer libraries' calls that compute what the workload's convkit call does."""
+    if work.op == "convolve":  # full mode
+        import scipy.signal
+
+        return {
+            "scipy.signal.convolve (peer)": lambda: scipy.signal.convolve(x, w),
+            "numpy.convolve (peer)": lambda: np.convolve(x, w),
+        }
+    found = _torch_peers(work, x, w)
+    if work.calls > 1:  # a call's fixed cost: the plain direct calls
+        a, k = x[0, 0], w[0, 0]
+        found["numpy.correlate (peer)"] = lambda: np.correlate(a, k, "valid")
+        return found
+    single = x.shape[:2] == (1, 1) and w.shape[:2] == (1, 1) and not work.backward
+    if single:
+        found.update(_signal_peers(x[0, 0], w[0, 0]))
+    return found
+
+
+def _torch_peers(work: Workload, x: np.ndarray, w: np.ndarray) -> dict[str, Callable[[], object]]:
+    """``torch.nn.functional.convNd``, or autograd through it for a backward workload."""
     d = x.ndim - 2
     kw = work.kwargs
+    name = "torch autograd (peer)" if work.backward else f"torch F.conv{d}d (peer)"
+    if d > 3:
+        return {}
     try:
         import torch
         import torch.nn.functional as F
-
-        xt, wt = torch.from_numpy(x), torch.from_numpy(w)
-        if d <= 3:
-            fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[d]
-            if work.backward:
-
-                def torch_backward() -> object:
-                    xr, wr = xt.clone().requires_grad_(), wt.clone().requires_grad_()
-                    y = fn(xr, wr, padding=kw.get("padding", 0), groups=kw.get("groups", 1))
-                    y.backward(torch.ones_like(y))
-                    return wr.grad
-
-                found["torch autograd (peer)"] = torch_backward
-            else:
-                found[f"torch F.conv{d}d (peer)"] = lambda: fn(
-                    xt, wt, padding=kw.get("padding", 0), groups=kw.get("groups", 1)
-                )
     except Exception as exc:  # not installed: no peer; installed but broken: reported
-        if not _not_installed(exc, "torch") and d <= 3:
-            name = "torch autograd (peer)" if work.backward else f"torch F.conv{d}d (peer)"
-            found[name] = _raises(exc)
-    single = x.shape[:2] == (1, 1) and w.shape[:2] == (1, 1) and not work.backward
-    if single:
-        import scipy.ndimage
-        import scipy.signal
+        return {} if _not_installed(exc, "torch") else {name: _raises(exc)}
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[d]
+    padding, groups = kw.get("padding", 0), kw.get("groups", 1)
+    if not work.backward:
+        return {name: lambda: fn(xt, wt, padding=padding, groups=groups)}
 
-        a, k = x[0, 0], w[0, 0]
-        found["scipy.signal.fftconvolve (peer)"] = lambda: scipy.signal.fftconvolve(
-            a, k[(slice(None, None, -1),) * d], "valid"
-        )
-        found["scipy.signal.oaconvolve (peer)"] = lambda: scipy.signal.oaconvolve(
-            a, k[(slice(None, None, -1),) * d], "valid"
-        )
-        if d <= 2 or a.size <= 2**21:
-            found["scipy.signal.correlate (peer)"] = lambda: scipy.signal.correlate(a, k, "valid")
-        if math.prod(k.shape) <= 256:
-            found["scipy.ndimage.correlate (peer)"] = lambda: scipy.ndimage.correlate(a, k)
-        if d == 1:
-            found["numpy.convolve (peer)"] = lambda: np.convolve(a, k[::-1], "valid")
-            try:
-                import torch
-                import torchaudio.functional as AF
+    def torch_backward() -> object:
+        xr, wr = xt.clone().requires_grad_(), wt.clone().requires_grad_()
+        y = fn(xr, wr, padding=padding, groups=groups)
+        y.backward(torch.ones_like(y))
+        return wr.grad
 
-                ta, tk = torch.from_numpy(a), torch.from_numpy(k[::-1].copy())
-                found["torchaudio fftconvolve (peer)"] = lambda: AF.fftconvolve(ta, tk, "valid")
-            except Exception as exc:  # as for torch: a broken install is reported
-                if not _not_installed(exc, "torch", "torchaudio"):
-                    found["torchaudio fftconvolve (peer)"] = _raises(exc)
-    peers.extend(found)
+    return {name: torch_backward}
+
+
+def _signal_peers(a: np.ndarray, k: np.ndarray) -> dict[str, Callable[[], object]]:
+    """SciPy's, NumPy's and torchaudio's single-channel valid correlation of ``a`` by ``k``."""
+    import scipy.ndimage
+    import scipy.signal
+
+    d = a.ndim
+    flipped = k[(slice(None, None, -1),) * d]
+    found: dict[str, Callable[[], object]] = {
+        "scipy.signal.fftconvolve (peer)": lambda: scipy.signal.fftconvolve(a, flipped, "valid"),
+        "scipy.signal.oaconvolve (peer)": lambda: scipy.signal.oaconvolve(a, flipped, "valid"),
+    }
+    if d <= 2 or a.size <= 2**21:
+        found["scipy.signal.correlate (peer)"] = lambda: scipy.signal.correlate(a, k, "valid")
+    if math.prod(k.shape) <= 256:
+        found["scipy.ndimage.correlate (peer)"] = lambda: scipy.ndimage.correlate(a, k)
+    if d == 1:
+        found["numpy.convolve (peer)"] = lambda: np.convolve(a, k[::-1], "valid")
+        try:
+            import torch
+            import torchaudio.functional as AF
+
+            ta, tk = torch.from_numpy(a), torch.from_numpy(k[::-1].copy())
+            found["torchaudio fftconvolve (peer)"] = lambda: AF.fftconvolve(ta, tk, "valid")
+        except Exception as exc:  # as for torch: a broken install is reported
+            if not _not_installed(exc, "torch", "torchaudio"):
+                found["torchaudio fftconvolve (peer)"] = _raises(exc)
     return found
 
 
@@ -391,7 +547,6 @@ def run(
     """Time every workload (or those named); returns the rows and the matmul peak.
     ``steady`` applies :func:`steady_allocator` first."""
     stream = sys.stderr if stream is None else stream
-    show = stream.isatty()
     unknown = sorted(set(only or []) - {w.name for w in WORKLOADS})
     if unknown:
         raise ValueError(
@@ -403,75 +558,147 @@ def run(
         steady_allocator()
     peak = matmul_peak()
     rows: list[Row] = []
+    n_rounds = rounds or (3 if quick else 5)
     for i, work in enumerate(selected, 1):
-        try:
-            fns, peers = candidates(work, quick)
-        except Exception as exc:  # the workload cannot even be set up: one row says why
-            rows.append(_failed_row(work.name, "convkit auto", False, failure(exc)))
-            continue
-        order = list(fns)
-        failed: dict[str, str] = {}
-        first: dict[str, float] = {}
-        for name, fn in list(fns.items()):
-            try:
-                first[name] = _time(fn)  # one that cannot run is reported, not fatal
-            except Exception as exc:
-                failed[name] = failure(exc)
-                del fns[name]
-        times: dict[str, list[float]] = {name: [] for name in fns}
-        n_rounds = rounds or (3 if quick else 5)
-        # a call of a tenth of a second is long enough to time alone
-        repeats = {name: REPEAT if first[name] < 0.1 else 1 for name in fns}
-        for r in range(n_rounds):
-            # one round of measure() over all candidates, one candidate at a time, so
-            # that one failing in a later round loses only its own row
-            for name in list(fns):
-                try:
-                    seconds = measure({name: fns[name]}, rounds=1, repeat=repeats)[name]
-                except Exception as exc:
-                    failed[name] = failure(exc)
-                    del fns[name], times[name]
-                    continue
-                times[name].append(seconds)
-            if show:
-                done = int(20 * (r + 1) / n_rounds)
-                stream.write(
-                    f"\r[{i}/{len(selected)}] {work.name:16} [{'#' * done}{'.' * (20 - done)}]"
-                )
-                stream.flush()
-        if show:
-            stream.write("\n")
-        flops = work.flops(quick)
-        measured: dict[str, Row] = {}
-        for name, ts in times.items():
-            med = statistics.median(ts)
+        label = f"[{i}/{len(selected)}] {work.name:16}"
+        progress = functools.partial(_progress, stream, label) if stream.isatty() else None
+        rows.extend(_run_workload(work, quick, n_rounds, peak, progress))
+    return rows, peak
+
+
+def _progress(stream: IO[str], label: str, done: float) -> None:
+    """Redraw a progress bar ``done`` (0 to 1) full after ``label``; a line end at 1."""
+    n = int(20 * done)
+    stream.write(f"\r{label} [{'#' * n}{'.' * (20 - n)}]" + ("\n" if done >= 1 else ""))
+    stream.flush()
+
+
+def _run_workload(
+    work: Workload,
+    quick: bool,
+    n_rounds: int,
+    peak: float,
+    progress: Callable[[float], None] | None,
+) -> list[Row]:
+    """The rows of one workload: every candidate timed in ``n_rounds`` rounds."""
+    import convkit as ck
+
+    try:
+        x, w = inputs(work, quick)
+        fns, peers = candidates(work, x, w)
+    except Exception as exc:  # the workload cannot even be set up: one row says why
+        return [_failed_row(work.name, "convkit auto", False, failure(exc))]
+    order = list(fns)
+    failed: dict[str, str] = {}
+    first = _first_calls(fns, failed)
+    calls = _loops(fns, first, failed, work.calls) if work.calls > 1 else {}
+    # after the first calls, with every library loaded: what auto weighs in the rounds
+    est = estimates(work, x, w, [b.name for b in ck.list_backends() if b.available])
+    times = _rounds(fns, failed, first, n_rounds, progress)
+    flops = work.flops(quick)
+    group: list[Row] = []
+    for name in order:
+        peer = name in peers
+        row = _failed_row(work.name, name, peer, failed.get(name, ""))
+        if name in times and name not in failed:
+            n = calls.get(name, 1)
+            med = statistics.median(times[name]) / n
             try:
                 extra = _extra_memory(fns[name])
             except Exception as exc:
+                row.error = failure(exc)
+            else:
+                row = Row(work.name, name, peer, med, flops / med / 1e9, flops / med / peak, extra)
+                row.calls = n
+        if not peer:
+            row.estimate_s = est.get(name, math.nan)
+            row.estimate_ratio = row.estimate_s / row.median_s
+        group.append(row)
+    best = min((r.median_s for r in group if r.peer and not r.error), default=math.nan)
+    for row in group:
+        row.ratio_to_best_peer = row.median_s / best
+    return group
+
+
+def _first_calls(fns: dict[str, Callable[[], object]], failed: dict[str, str]) -> dict[str, float]:
+    """Seconds of one untimed call of each candidate. One that raises, or takes longer
+    than :data:`FIRST_CALL_LIMIT_S`, is moved from ``fns`` to ``failed`` with why."""
+    first: dict[str, float] = {}
+    for name, fn in list(fns.items()):
+        try:
+            seconds = _time(fn)  # one that cannot run is reported, not fatal
+        except Exception as exc:
+            failed[name] = failure(exc)
+            del fns[name]
+            continue
+        if seconds > FIRST_CALL_LIMIT_S:
+            failed[name] = f"too slow: first call {seconds:.3g} s > {FIRST_CALL_LIMIT_S:g} s limit"
+            del fns[name]
+            continue
+        first[name] = seconds
+    return first
+
+
+def _loops(
+    fns: dict[str, Callable[[], object]],
+    first: dict[str, float],
+    failed: dict[str, str],
+    calls: int,
+) -> dict[str, int]:
+    """Replace each candidate by a loop of up to ``calls`` calls lasting about
+    :data:`LOOP_SECONDS` (sized from a probe of :data:`PROBE_CALLS` warm calls) and
+    ``first`` by the loop's expected seconds; returns the calls per loop."""
+    counts: dict[str, int] = {}
+    for name, fn in list(fns.items()):
+        probe = min(PROBE_CALLS, calls)
+        try:
+            seconds = _time(_loop(fn, probe)) / probe
+        except Exception as exc:
+            failed[name] = failure(exc)
+            del fns[name]
+            continue
+        n = max(1, min(calls, int(LOOP_SECONDS / max(seconds, 1e-9))))
+        fns[name], counts[name], first[name] = _loop(fn, n), n, seconds * n
+    return counts
+
+
+def _loop(fn: Callable[[], object], n: int) -> Callable[[], object]:
+    """``fn`` called ``n`` times in a row; returns the last result."""
+
+    def looped() -> object:
+        for _ in range(n - 1):
+            fn()
+        return fn()
+
+    return looped
+
+
+def _rounds(
+    fns: dict[str, Callable[[], object]],
+    failed: dict[str, str],
+    first: dict[str, float],
+    n_rounds: int,
+    progress: Callable[[float], None] | None,
+) -> dict[str, list[float]]:
+    """Each candidate's median seconds per round, interleaved over ``n_rounds``
+    rounds. One failing in a round is moved from ``fns`` to ``failed``."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    # a call of a tenth of a second is long enough to time alone
+    repeats = {name: REPEAT if first[name] < 0.1 else 1 for name in fns}
+    for r in range(n_rounds):
+        # one round of measure() over all candidates, one candidate at a time, so
+        # that one failing in a later round loses only its own row
+        for name in list(fns):
+            try:
+                seconds = measure({name: fns[name]}, rounds=1, repeat=repeats)[name]
+            except Exception as exc:
                 failed[name] = failure(exc)
+                del fns[name], times[name]
                 continue
-            measured[name] = Row(
-                work.name,
-                name,
-                name in peers,
-                med,
-                flops / med / 1e9,
-                flops / med / peak,
-                extra,
-            )
-        group = [
-            measured[name]
-            if name in measured
-            else _failed_row(work.name, name, name in peers, failed[name])
-            for name in order
-        ]
-        best = min(
-            (r.median_s for r in group if r.peer and r.median_s == r.median_s), default=math.nan
-        )
-        for row in group:
-            row.ratio_to_best_peer = row.median_s / best if best == best else math.nan
-        rows.extend(group)
-    return rows, peak
+            times[name].append(seconds)
+        if progress is not None:
+            progress((r + 1) / n_rounds)
+    return times
 
 
 def _failed_row(workload: str, candidate: str, peer: bool, error: str) -> Row:
@@ -480,23 +707,113 @@ def _failed_row(workload: str, candidate: str, peer: bool, error: str) -> Row:
     return Row(workload, candidate, peer, nan, nan, nan, nan, error=error)
 
 
+def _ms(seconds: float) -> str:
+    """Milliseconds with two decimals, three significant digits below one millisecond;
+    ``-`` for NaN.
+
+    >>> _ms(0.0123), _ms(2.5e-5), _ms(6.12e-7), _ms(float("nan"))
+    ('12.30', '0.0250', '0.000612', '-')
+    """
+    if seconds != seconds:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:.2f}" if ms >= 1 else f"{ms:#.3g}"
+
+
+def _times(value: float) -> str:
+    """A ratio as ``1.23x`` (two significant digits below 0.1); ``-`` for NaN.
+
+    >>> _times(1.234), _times(0.00336), _times(float("nan"))
+    ('1.23x', '0.0034x', '-')
+    """
+    if value != value:
+        return "-"
+    return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
+
+
 def table(rows: Sequence[Row], peak: float) -> str:
-    """The terminal table."""
+    """The terminal table, then how the cost model's estimates compare
+    (:func:`cost_model`)."""
     lines = [f"float32 matmul peak here: {peak / 1e9:.0f} GFLOP/s", ""]
-    header = f"{'workload':16} {'candidate':38} {'median ms':>10} {'vs peer':>8} {'GFLOP/s':>8} {'% peak':>7} {'extra MiB':>9}"
+    header = (
+        f"{'workload':16} {'candidate':38} {'median ms':>10} {'vs peer':>8} {'GFLOP/s':>8} "
+        f"{'% peak':>7} {'extra MiB':>9} {'est ms':>10} {'est/meas':>9}"
+    )
     lines.append(header)
     for r in rows:
         if r.error:
             lines.append(f"{r.workload:16} {r.candidate:38} failed: {r.error}")
             continue
-        ratio = (
-            f"{r.ratio_to_best_peer:.2f}x" if r.ratio_to_best_peer == r.ratio_to_best_peer else "-"
-        )
         lines.append(
-            f"{r.workload:16} {r.candidate:38} {r.median_s * 1e3:10.2f} {ratio:>8} "
-            f"{r.gflops:8.1f} {100 * r.peak_fraction:6.1f}% {r.extra_mib:9.1f}"
+            f"{r.workload:16} {r.candidate:38} {_ms(r.median_s):>10} "
+            f"{_times(r.ratio_to_best_peer):>8} {r.gflops:8.1f} {100 * r.peak_fraction:6.1f}% "
+            f"{r.extra_mib:9.1f} {_ms(r.estimate_s):>10} {_times(r.estimate_ratio):>9}"
         )
+    loops = {r.workload: r.calls for r in rows if r.calls > 1}
+    if loops:
+        lines.append("")
+        lines.append(
+            f"{', '.join(loops)}: time per call, the mean over a timed loop of up to "
+            f"{max(loops.values())} calls"
+        )
+    report = cost_model(rows)
+    return "\n".join(lines) + (f"\n\n{report}" if report else "")
+
+
+def cost_model(rows: Sequence[Row]) -> str:
+    """Whether ``auto``'s estimate of each measured convkit row is within
+    :data:`MIN_RATIO` to :data:`MAX_RATIO` of its measured time; the rows outside are
+    listed, and so are those with no estimate or no measurement.
+
+    >>> row = Row("w", "convkit numpy", False, 1e-3, 0.0, 0.0, 0.0, estimate_s=1e-4)
+    >>> row.estimate_ratio = 0.1
+    >>> print(cost_model([row]))  # doctest: +NORMALIZE_WHITESPACE
+    cost model (auto's estimate / measured time; right: 0.33x to 3x): 0 of 1 rows right;
+    of the backends auto ranks for host arrays: 0 of 1
+      outside: w / convkit numpy: est 0.100 ms, measured 1.00 ms (0.10x)
+    """
+    mine = [r for r in rows if not r.peer]
+    if not mine:
+        return ""
+    rated = [r for r in mine if not r.error and r.estimate_ratio == r.estimate_ratio]
+    outside = [r for r in rated if not MIN_RATIO <= r.estimate_ratio <= MAX_RATIO]
+    ranked = [r for r in rated if _ranked(r.candidate)]
+    lines = [
+        f"cost model (auto's estimate / measured time; right: {MIN_RATIO:.2f}x to "
+        f"{MAX_RATIO:g}x): {len(rated) - len(outside)} of {len(rated)} rows right; of the "
+        f"backends auto ranks for host arrays: "
+        f"{sum(r not in outside for r in ranked)} of {len(ranked)}"
+    ]
+    for r in outside:
+        note = "" if _ranked(r.candidate) else " (a backend auto does not rank for host arrays)"
+        lines.append(
+            f"  outside: {r.workload} / {r.candidate}: est {_ms(r.estimate_s)} ms, "
+            f"measured {_ms(r.median_s)} ms ({_times(r.estimate_ratio)}){note}"
+        )
+    for r in mine:
+        if r.error:
+            lines.append(
+                f"  not measured: {r.workload} / {r.candidate}: est {_ms(r.estimate_s)} ms"
+                f" ({r.error})"
+            )
+        elif r.estimate_s != r.estimate_s:
+            lines.append(f"  no estimate: {r.workload} / {r.candidate}")
     return "\n".join(lines)
+
+
+def _ranked(candidate: str) -> bool:
+    """Whether ``auto`` weighs the backend of a ``convkit NAME ...`` row for NumPy
+    input (``convkit auto`` itself: yes); a backend that does not take host arrays, such
+    as dask, is run only when selected."""
+    from convkit import checks
+
+    name = candidate.split()[1] if candidate.startswith("convkit ") else ""
+    if name in ("", "auto"):
+        return name == "auto"
+    try:
+        return bool(checks.registered_backend(name).capabilities.host_arrays)
+    except ValueError:
+        return False
 
 
 def peer_library(candidate: str) -> str:

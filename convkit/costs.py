@@ -33,12 +33,28 @@ class CostModel:
       with its setup); it keeps tiny inputs on the direct method, which is also exact
       to the last bit there.
     - ``depthwise_rate``: multiply-adds per second of a depthwise layer's direct method
-      (one input and one output channel per group: elementwise, memory-bound work).
+      (one input and one output channel per group: elementwise, memory-bound work), for
+      kernels of up to ``depthwise_taps`` taps; a library whose depthwise kernels are
+      for small kernels only (torch's: a single-channel image blurred by a 31 x 31
+      kernel goes through its general path) sets it, and larger kernels are costed as
+      the general direct method.
     - ``float64_factor`` and ``float64_fft_factor``: how many times longer the direct
       and the FFT methods take in double precision (float64, complex128) than in
       single precision.
-    - ``vjp_factor``: seconds of ``conv_vjp`` (input and weight gradients) per second of
-      the forward direct method.
+    - ``fft_transform_seconds``: fixed seconds of each multi-dimensional transform (a
+      batch of many small 2-d transforms costs more than their ``n log2 n``).
+    - ``gather_run_seconds``: fixed seconds of each contiguous run the direct method
+      gathers (a run is a row of the last output dimension at stride 1, else one
+      element): what makes short rows, as in 4-d inputs, gather slower.
+    - ``position_seconds``: fixed seconds of the direct method per output position (one
+      sample, all channels): what a library's per-position bookkeeping costs where the
+      arithmetic per position is small, as in a single-channel signal.
+    - ``copy_rate``: elements per second an algorithm written on the array API moves
+      through strided copies (Winograd's tiles gathered and scattered).
+    - ``vjp_factor``: seconds of a native ``conv_vjp`` (input and weight gradients) per
+      second of the forward direct method; a backend whose gradients go through its
+      forward ``conv`` is estimated by the convolutions they run instead
+      (:func:`convkit.estimates.conv_costs`).
     """
 
     mac_rate: float = 5e10
@@ -51,6 +67,11 @@ class CostModel:
     vjp_factor: float = 3.0
     float64_factor: float = 2.0
     float64_fft_factor: float = 2.0
+    fft_transform_seconds: float = 0.0
+    copy_rate: float = 1e9
+    gather_run_seconds: float = 0.0
+    position_seconds: float = 0.0
+    depthwise_taps: float = 1e9
 
     def for_dtype(self, dtype: str) -> CostModel:
         """This model with its rates for ``dtype`` (the stored rates are float32's).
@@ -66,6 +87,7 @@ class CostModel:
             self,
             mac_rate=self.mac_rate / d,
             tap_rate=self.tap_rate / d,
+            copy_rate=self.copy_rate / d,
             depthwise_rate=self.depthwise_rate / d,
             fft_rate=self.fft_rate / f,
             spectral_mac_rate=spectral,
@@ -73,20 +95,30 @@ class CostModel:
             float64_fft_factor=1.0,
         )
 
-    def _fft(self, points: float, transforms: float) -> float:
+    def _fft(self, points: float, transforms: float, axes: int = 1) -> float:
+        """Seconds of ``transforms`` FFTs of ``points`` points over ``axes`` axes."""
         if points <= 1:
             return 0.0
-        return transforms * points * math.log2(points) / self.fft_rate
+        per_transform = points * math.log2(points) / self.fft_rate
+        if axes > 1:
+            per_transform += self.fft_transform_seconds
+        return transforms * per_transform
 
     def conv_direct(self, spec: ConvSpec) -> float:
         """Seconds of the direct method for a ``conv`` call."""
         positions = spec.batch * math.prod(spec.output_size)
         per_position = spec.in_channels // spec.groups * math.prod(spec.kernel_size)
         macs = positions * per_position * spec.out_channels
-        if spec.in_channels == spec.groups == spec.out_channels:
-            return self.call_overhead + macs / self.depthwise_rate
+        fixed = self.call_overhead + positions * self.position_seconds
+        if (
+            spec.in_channels == spec.groups == spec.out_channels
+            and per_position <= self.depthwise_taps
+        ):
+            return fixed + macs / self.depthwise_rate
         gathered = positions * per_position * spec.groups
-        return self.call_overhead + macs / self.mac_rate + gathered / self.tap_rate
+        run = spec.output_size[-1] if spec.stride[-1] == 1 else 1
+        per_element = 1 / self.tap_rate + self.gather_run_seconds / run
+        return fixed + macs / self.mac_rate + gathered * per_element
 
     def conv_fft(self, spec: ConvSpec) -> float:
         """Seconds of the FFT method for a ``conv`` call (channel sum per frequency)."""
@@ -102,14 +134,36 @@ class CostModel:
         return (
             self.call_overhead
             + self.fft_overhead
-            + self._fft(points, transforms)
+            + self._fft(points, transforms, spec.ndim)
             + contraction / (self.spectral_mac_rate or self.mac_rate)
         )
 
+    def conv_winograd(self, spec: ConvSpec, tile: int) -> float:
+        """Seconds of the Winograd method F(``tile``, 3) for a ``conv`` call (3-tap
+        kernels, stride 1): ``(tile + 2)^d`` products per tile of ``tile^d`` outputs in
+        one batched matrix product per tile position, and the three transforms as
+        matrix products of ``(tile + 2)^d`` (input), ``3^d`` (weights) and ``tile^d``
+        (output) rows.
+
+        >>> spec = ConvSpec.build((8, 64, 56, 56), (64, 64, 3, 3), padding=1)
+        >>> m = CostModel()
+        >>> m.conv_winograd(spec, 4) < m.conv_direct(spec)
+        True
+        """
+        d = spec.ndim
+        a = (tile + 2) ** d
+        tiles = spec.batch * math.prod(-(-o // tile) for o in spec.output_size)
+        cin, cout = spec.in_channels, spec.out_channels
+        products = a * tiles * cout * (cin // spec.groups)
+        transforms = a * a * tiles * cin + a * tile**d * tiles * cout + a * 3**d * cout * cin
+        moved = a * tiles * (2 * cin + cout)  # tiles gathered, spectra written, read back
+        return self.call_overhead + (products + transforms) / self.mac_rate + moved / self.copy_rate
+
     def conv_vjp(self, spec: ConvSpec) -> float:
-        """Seconds of ``conv_vjp`` for the forward call ``spec``."""
-        forward = min(self.conv_direct(spec), self.conv_fft(spec))
-        return self.call_overhead + self.vjp_factor * forward
+        """Seconds of a native ``conv_vjp`` (input and weight gradients computed as
+        such, not through the forward ``conv``) for the forward call ``spec``:
+        :attr:`vjp_factor` times its direct method."""
+        return self.call_overhead + self.vjp_factor * self.conv_direct(spec)
 
     def convolve_direct(self, spec: SignalSpec) -> float:
         """Seconds of the direct method for a ``convolve``/``correlate`` call."""
@@ -119,6 +173,7 @@ class CostModel:
         """Seconds of the FFT method (overlap-add along the axes in ``blocks``)."""
         points = 1.0
         count = 1.0
+        sizes = []
         for ax in spec.conv_axes:
             n, k = spec.shape1[ax], spec.shape2[ax]
             if ax in blocks:
@@ -126,11 +181,13 @@ class CostModel:
                 points *= length
                 count *= math.ceil(max(n, k) / blocks[ax])
             else:
-                points *= n + k - 1
+                length = n + k - 1
+                points *= length
+            sizes.append(length)
         batch = math.prod(spec.broadcast_shape)
         return (
             self.call_overhead
             + self.fft_overhead
-            + self._fft(points, 3 * count * batch)
+            + self._fft(points, 3 * count * batch, sum(n > 1 for n in sizes))
             + (points * count * batch * 2 / self.mac_rate)
         )

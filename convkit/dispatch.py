@@ -10,22 +10,25 @@ the backend; :func:`run` does the rest, the same way for every operation:
    candidate (:func:`choose`, :mod:`convkit.planner`);
 3. each operand converted to that backend's type and the call's dtype, once
    (:func:`to_backend`);
-4. the backend's operation, under the ``threads`` setting if one is set
-   (:func:`compute`); an exception there becomes a :class:`BackendError` naming it;
+4. the backend's operation, under the ``threads`` setting if one is set; an exception
+   there becomes a :class:`BackendError` naming it (:func:`call`);
 5. each result checked against the shape and dtype the core computed
    (:func:`check_result`) and converted back to its operand's type and device
    (:func:`back`).
+
+Steps 3-5 are a :class:`Plan`; a call that repeats an earlier call's signature runs the
+earlier call's plan directly (:mod:`convkit.plans`).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from convkit import calibration, planner, plugins, registry, selection, threads
+from convkit import calibration, planner, plans, plugins, registry, selection, threads
 from convkit.backend import Backend
 from convkit.checks import check_available, check_options, registered
 from convkit.costs import CostModel
@@ -43,12 +46,12 @@ class Operand(NamedTuple):
 
 
 class Output(NamedTuple):
-    """What the core expects back for one result: its shape and dtype, the operand whose
-    array type (and device) it returns in, and how messages name it."""
+    """What the core expects back for one result: its shape and dtype, the argument
+    whose array type (and device) it returns in, and how messages name it."""
 
     shape: tuple[int, ...]
     dtype: str
-    like: Operand
+    like: str
     what: str = "its result"
 
 
@@ -95,7 +98,10 @@ def run(
     expected: Sequence[Output | None],
     dtype: str | Callable[[Backend, MethodChoice], str],
     method: str = "auto",
+    methods: Sequence[str] = METHODS,
     cross: bool = True,
+    signature: Hashable | None = None,
+    keep_plan: Callable[[MethodChoice], bool] | None = None,
 ) -> tuple[Any, ...]:
     """Run backend operation ``op`` on ``inputs`` and return its results in the
     operands' array types.
@@ -105,26 +111,112 @@ def run(
     are converted to, or a function of the chosen backend and method that says it;
     ``outputs(target, result, computed_in)`` turns the backend's return value, computed
     in that dtype, into one array per :class:`Output` (``None`` where there is none, as
-    a gradient of no bias). ``cross`` lets ``auto``
-    look beyond the owner of the first input.
+    a gradient of no bias). ``cross`` lets ``auto`` look beyond the owner of the first
+    input. With a ``signature`` (:func:`convkit.plans.key`), the :class:`Plan` the call
+    settled on is kept for the next call with that signature, unless ``keep_plan(choice)``
+    says that the choice depended on more than the signature.
     """
     target, bsel, choice = choose(
-        host, sel, [(o.owner, o.array) for o in inputs], method, costs, cross
+        host, sel, [(o.owner, o.array) for o in inputs], method, costs, cross, methods=methods
     )
     compute_dtype = dtype(target, choice) if callable(dtype) else dtype
-    converted = [to_backend(target, o.owner, o.array, compute_dtype, bsel.options) for o in inputs]
     device = inputs[0].owner.device_of(inputs[0].array)
-    options = CallOptions(bsel.options, target, device if target is inputs[0].owner else "cpu")
-    result = compute(host, target, bsel, op, *arguments(converted, choice), options)
-    results = outputs(target, result, compute_dtype)
-    done: list[Any] = []
-    for y, want in zip(results, expected, strict=True):
-        if y is None or want is None:
-            done.append(None)
-            continue
-        check_result(host, target, y, want.shape, want.dtype, want.what)
-        done.append(back(target, want.like.owner, y, want.like.array))
-    return tuple(done)
+    plan = Plan(
+        host,
+        target,
+        [o.owner for o in inputs],
+        [o.argument for o in inputs],
+        compute_dtype,
+        CallOptions(bsel.options, target, device if target is inputs[0].owner else "cpu"),
+        threads.get_threads(selection.config_of(sel) or selection.NO_CONFIG)[0],
+        op,
+        functools.partial(_arguments, arguments, choice),
+        outputs,
+        expected,
+        choice,
+    )
+    results = plan(*(o.array for o in inputs))
+    if signature is not None and (keep_plan is None or keep_plan(choice)):
+        plans.store(signature, plan, plans.selection_objects())
+    return results
+
+
+def _arguments(
+    arguments: Callable[[list[Any], MethodChoice], tuple[Any, ...]],
+    choice: MethodChoice,
+    converted: list[Any],
+) -> tuple[Any, ...]:
+    return arguments(converted, choice)
+
+
+class Plan:
+    """A call's path once its backend, method and dtype are settled: convert each input
+    once, compute (under the ``threads`` setting, if one is set), check each result's
+    shape and dtype, convert it back to its operand's type and device. :func:`run` makes
+    one per call; :mod:`convkit.plans` keeps it for calls with the same signature."""
+
+    __slots__ = (
+        "arguments",
+        "choice",
+        "dtype",
+        "expected",
+        "host",
+        "keep",
+        "like",
+        "names",
+        "op",
+        "options",
+        "outputs",
+        "owners",
+        "target",
+        "threads",
+    )
+
+    def __init__(
+        self,
+        host: plugins.PluginHost,
+        target: Backend,
+        owners: list[Backend],
+        names: list[str],
+        dtype: str,
+        options: CallOptions,
+        thread_count: int | None,
+        op: str,
+        arguments: Callable[[list[Any]], tuple[Any, ...]],
+        outputs: Callable[[Backend, Any, str], tuple[Any, ...]],
+        expected: Sequence[Output | None],
+        choice: MethodChoice,
+    ) -> None:
+        self.host, self.target, self.owners, self.names = host, target, owners, names
+        self.dtype, self.options, self.threads, self.op = dtype, options, thread_count, op
+        self.arguments, self.outputs, self.expected = arguments, outputs, list(expected)
+        self.like = [None if e is None else names.index(e.like) for e in expected]
+        self.choice = choice
+        self.keep: tuple[Any, ...] = ()
+
+    def __call__(self, *arrays: Any) -> tuple[Any, ...]:
+        """The results for ``arrays`` (the operands in order; ``None`` entries skipped)."""
+        host, target, dtype, options = self.host, self.target, self.dtype, self.options
+        present = [a for a in arrays if a is not None]
+        converted = [
+            to_backend(host, target, owner, a, dtype, options)
+            for owner, a in zip(self.owners, present, strict=True)
+        ]
+        args = self.arguments(converted)
+        if self.threads is None:  # the common case, and a cheap one: nothing to set
+            result = call(host, target, self.op, *args, options)
+        else:
+            with threads.limited(target, self.threads):
+                result = call(host, target, self.op, *args, options)
+        done: list[Any] = []
+        results = self.outputs(target, result, dtype)
+        for y, want, i in zip(results, self.expected, self.like, strict=True):
+            if y is None or want is None or i is None:
+                done.append(None)
+                continue
+            check_result(host, target, y, want.shape, want.dtype, want.what)
+            done.append(back(host, target, self.owners[i], y, present[i]))
+        return tuple(done)
 
 
 def choose(
@@ -135,16 +227,17 @@ def choose(
     method_costs: planner.MethodCosts,
     cross: bool = True,
     run: bool = True,
+    methods: Sequence[str] = METHODS,
 ) -> tuple[Backend, selection.Selection, MethodChoice]:
     """The backend, its selection and the method a call runs with: the selected
     backend, or for ``auto`` the cheapest candidate (:mod:`convkit.planner`); ``cross``
     lets ``auto`` look beyond the input's owner. When the call will ``run``, a backend
     ``auto`` weighed by its installed modules alone gets its full availability check
     first, and is dropped if it fails it."""
-    if method not in METHODS:
+    if method not in methods:
         raise ValueError(
             f"method={method!r} is not a method; expected one of "
-            f"{', '.join(repr(m) for m in METHODS)}"
+            f"{', '.join(repr(m) for m in methods)}"
         )
     owner = inputs[0][0]
     if sel.name == selection.AUTO:
@@ -168,11 +261,11 @@ def choose(
             bsel = selection.Selection(bsel.name, {**bsel.options, "device": device}, bsel.source)
         return method_costs(backend, bsel)
 
-    target, sel_target, choice = plan(backends, sel, method, on_input_device, owner)
+    target, sel_target, choice = plan(backends, sel, method, on_input_device, owner, run)
     while run and target is not owner and registry.unavailable_reason(target) is not None:
         # auto weighed it from its installed files; its libraries do not load together
         backends = [b for b in backends if b is not target]
-        target, sel_target, choice = plan(backends, sel, method, on_input_device, owner)
+        target, sel_target, choice = plan(backends, sel, method, on_input_device, owner, run)
     return target, sel_target, choice
 
 
@@ -191,18 +284,6 @@ def call(host: plugins.PluginHost, target: Backend, method: str, *args: Any) -> 
             f"backend {target.name!r} from {host.origin(target.name)} failed in {method}(): "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-
-
-def compute(
-    host: plugins.PluginHost, target: Backend, sel: selection.Selection, method: str, *args: Any
-) -> Any:
-    """:func:`call` of a backend's computation, under the ``threads`` setting if the user
-    gave one (:func:`convkit.threads.limited`; without one no thread count changes)."""
-    count = threads.get_threads(selection.config_of(sel) or selection.NO_CONFIG)[0]
-    if count is None:  # the common case, and a cheap one: nothing to set or restore
-        return call(host, target, method, *args)
-    with threads.limited(target, count):
-        return call(host, target, method, *args)
 
 
 def check_result(
@@ -226,9 +307,8 @@ def check_result(
         )
 
 
-def back(target: Backend, owner: Backend, y: Any, like: Any) -> Any:
+def back(host: plugins.PluginHost, target: Backend, owner: Backend, y: Any, like: Any) -> Any:
     """A result of ``target`` in the array type (and device) of ``like``."""
-    host = plugins.host()
     if owner is not target:
         y = call(host, target, "to_numpy", y)
     return call(host, owner, "restore", y, like)
@@ -265,9 +345,10 @@ def owner_of(host: plugins.PluginHost, obj: Any, argument: str) -> Backend:
     )
 
 
-def to_backend(target: Backend, owner: Backend, obj: Any, dtype: str, options: Any) -> Any:
+def to_backend(
+    host: plugins.PluginHost, target: Backend, owner: Backend, obj: Any, dtype: str, options: Any
+) -> Any:
     """``obj`` (owned by ``owner``) in ``target``'s array type and ``dtype``, once."""
-    host = plugins.host()
     if owner is not target:
         obj = call(host, owner, "to_numpy", obj)
     return call(host, target, "asarray", obj, dtype, options)

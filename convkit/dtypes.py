@@ -19,6 +19,12 @@ from convkit.signalspec import SignalSpec
 FLOAT_DTYPES = ("float32", "float64")
 COMPLEX_DTYPES = ("complex64", "complex128")
 INTEGER_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+
+TOLERANCE = {"float32": 1e-5, "complex64": 1e-5, "float64": 1e-12, "complex128": 1e-12}
+"""Largest allowed ``max|actual - expected| / max|expected|`` of a ``conv`` result per
+dtype, against an exact reference: what the conformance suite holds every backend and
+method to (:mod:`convkit.testing`), and what a method's rounding error must stay within
+for ``auto`` to pick it."""
 SIGNAL_DTYPES = ("bool", *INTEGER_DTYPES, "float16", *FLOAT_DTYPES, *COMPLEX_DTYPES)
 """The dtypes ``convolve``/``correlate`` take (SciPy's, but for long double and object)."""
 

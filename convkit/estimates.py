@@ -8,9 +8,11 @@ import math
 from typing import Any
 
 from convkit import calibration, dtypes, planner, selection
+from convkit.algorithms import direct, vjp
 from convkit.algorithms.fft import oa_blocks
 from convkit.backend import Backend
 from convkit.checks import check_capabilities, check_options
+from convkit.costs import CostModel
 from convkit.dtypes import INTEGER_DTYPES, signal_compute_dtype
 from convkit.planner import MethodChoice
 from convkit.signalspec import METHODS, SignalSpec
@@ -21,24 +23,55 @@ def rates_note(calibrated: bool) -> str:
     return "calibrated rates" if calibrated else "built-in rates"
 
 
-def conv_costs(spec: ConvSpec, dtype: str, op: str) -> planner.MethodCosts:
+def conv_costs(spec: ConvSpec, dtype: str, op: str, method: str = "auto") -> planner.MethodCosts:
     """The estimates of a ``conv`` (``op="conv"``), its gradients (``"conv_vjp"``) or
     its adjoint (``"transpose"``) on one candidate backend, after checking that the
-    backend supports the call."""
+    backend supports the call (and the ``method`` asked for)."""
 
     def costs(target: Backend, sel: selection.Selection) -> tuple[dict[str, float], str]:
         check_capabilities(target, sel, spec, dtype)
         model, calibrated = calibration.lookup(target, sel.options)
         model = model.for_dtype(dtype)
         note = rates_note(calibrated)
+        methods = target.capabilities.conv_methods
         if op == "conv_vjp":
-            return {"auto": model.conv_vjp(spec)}, note
-        direct, fft = model.conv_direct(spec), model.conv_fft(spec)
+            return {"auto": vjp_seconds(target, model, spec, dtype)}, note
         if op == "transpose":
-            return {"auto": min(direct, fft)}, note
-        return {"direct": direct, "fft": fft}, note
+            return {"auto": _cheapest(model, vjp.input_grad_spec(spec), dtype, methods)}, note
+        if method not in ("auto", *methods):
+            raise ValueError(
+                f"method={method!r} is not a method of backend {target.name!r}; it "
+                f"implements {', '.join(repr(m) for m in methods)}"
+            )
+        found = direct.method_costs(model, spec, dtype, methods, method)
+        if method == "winograd" and "winograd" not in found:
+            raise ValueError(
+                f"method='winograd' needs a floating dtype, 1 or 2 spatial dimensions, a "
+                f"kernel of 3 taps in each, stride 1 and dilation 1; got dtype {dtype}, "
+                f"kernel_size={spec.kernel_size}, stride={spec.stride}, "
+                f"dilation={spec.dilation}"
+            )
+        return found, note
 
     return costs
+
+
+def vjp_seconds(target: Backend, model: CostModel, spec: ConvSpec, dtype: str) -> float:
+    """Estimated seconds of ``conv_vjp`` on ``target``: a backend with gradients of its
+    own (it overrides :meth:`Backend.conv_vjp <convkit.backend.Backend.conv_vjp>`) by
+    its model's :meth:`~convkit.costs.CostModel.conv_vjp`; the default, which runs two
+    convolutions through the backend's ``conv``, by the estimates of those two."""
+    if type(target).conv_vjp is not Backend.conv_vjp:
+        return model.conv_vjp(spec)
+    methods = target.capabilities.conv_methods
+    seconds = model.call_overhead + _cheapest(model, vjp.input_grad_spec(spec), dtype, methods)
+    if spec.batch:
+        seconds += _cheapest(model, vjp.weight_grad_spec(spec), dtype, methods)
+    return seconds
+
+
+def _cheapest(model: CostModel, spec: ConvSpec, dtype: str, methods: tuple[str, ...]) -> float:
+    return min(direct.method_costs(model, spec, dtype, methods).values())
 
 
 def signal_costs(

@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from convkit import plugins, selection
+from convkit import calibration, plugins, selection
 from convkit.backend import Backend
 from convkit.registry import installed
 
@@ -90,22 +90,45 @@ def candidates(
     return found
 
 
+def fixed_seconds(backend: Backend, sel: selection.Selection) -> float:
+    """What running a call on ``backend`` costs before it computes anything, when it
+    does not own the inputs: its model's per-call overhead, the hand-over, and its
+    import time if its library is not loaded yet."""
+    model = calibration.lookup(backend, sel.options)[0]
+    extra = 0.0 if backend.loaded() else backend.import_seconds
+    return model.call_overhead + CONVERT_SECONDS + extra
+
+
 def plan(
     backends: list[Backend],
     sel: selection.Selection,
     method: str,
     method_costs: MethodCosts,
     owner: Backend,
+    shortcut: bool = False,
 ) -> tuple[Backend, selection.Selection, MethodChoice]:
     """The cheapest (backend, method) among ``backends`` for a call; ``method`` other
     than ``"auto"`` fixes the method. When no candidate can run the call, the error of
-    the first candidate (the input's owner, or the selected backend) is raised."""
+    the first candidate (the input's owner, or the selected backend) is raised. With
+    ``shortcut``, a call whose estimate on its owner is below every other candidate's
+    fixed cost (:func:`fixed_seconds`) stays with the owner without the others being
+    estimated (the choice is the same; only the table is shorter)."""
     estimates: list[Estimate] = []
     best: tuple[float, Backend, selection.Selection, str] | None = None
     first_error: Exception | None = None
     per_backend: dict[str, dict[str, float]] = {}
     notes: dict[str, str] = {}
-    for backend in backends:
+    for k, backend in enumerate(backends):
+        if shortcut and k == 1 and best is not None and best[1] is owner and method == "auto":
+            # the owner's estimate is below what any other candidate costs before it
+            # computes anything (its fixed cost and the hand-over): the call is too small
+            # to move, so the others are not estimated
+            floor = min(fixed_seconds(b, selection.for_backend(sel, b.name)) for b in backends[1:])
+            if best[0] <= floor:
+                notes[owner.name] = (
+                    f"below the {floor * 1e6:.0f} µs any other backend would cost to start"
+                )
+                break
         bsel = selection.for_backend(sel, backend.name)
         try:
             costs, note = method_costs(backend, bsel)
@@ -134,8 +157,11 @@ def plan(
             f"no backend among {', '.join(b.name for b in backends)} can run this call"
         )
     _, target, tsel, chosen = best
+    weighed = {e.backend for e in estimates}
     if method != "auto":
         reason = "requested"
+    elif len(weighed) == 1 and len(backends) > 1:
+        reason = notes[target.name]
     elif len(backends) > 1:
         reason = "lowest estimated cost of the candidate backends"
     else:

@@ -39,6 +39,8 @@ class BackendRegistry:
         self._entries: dict[str, _Entry] = {}
         self._plugin: tuple[str, str | None, str | None] = ("", None, None)
         self._staged: list[_Entry] = []
+        self.generation = 0
+        """Counts the changes to the registered backends (for :mod:`convkit.plans`)."""
 
     def add(self, backend: Backend) -> None:
         """Register ``backend`` under ``backend.name``.
@@ -71,6 +73,7 @@ class BackendRegistry:
         for entry in self._staged:
             self._entries[entry.backend.name] = entry
         self._staged = []
+        self.generation += 1
 
     def names(self) -> list[str]:
         """Registered backend names, in registration order."""

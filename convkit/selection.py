@@ -13,7 +13,8 @@ Six levels, most specific first; the first that names a backend wins:
    among those that can take the input where it lives (see :mod:`convkit.planner`).
 
 Everything is read when a call needs it, so changing an environment variable or a
-config file after ``import convkit`` takes effect. Options for one backend (such as its
+config file after ``import convkit`` takes effect (a call that repeats an earlier call's
+signature sees a changed file within :data:`convkit.plans.FILES_RECHECK_SECONDS`). Options for one backend (such as its
 ``device``) may also come from a per-backend table of the config file,
 ``[tool.convkit.torch]``; options given with the winning level take precedence.
 """

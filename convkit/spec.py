@@ -20,7 +20,8 @@ import numpy as np
 
 from convkit.padding import canonical_padding_mode
 
-CONV_METHODS: Final = ("direct", "fft")
+CONV_METHODS: Final = ("direct", "fft", "winograd")
+"""The methods of ``conv`` (``"auto"`` picks one of them)."""
 
 
 @dataclass(frozen=True)

@@ -94,3 +94,24 @@ def only_backends(monkeypatch: Any, **dtypes: tuple[str, ...]) -> None:
         for name, dts in dtypes.items()
     ]
     monkeypatch.setattr(ck, "list_backends", lambda: fake)
+
+
+GRADIENT_CASES: list[tuple[tuple[int, ...], tuple[int, ...], dict[str, Any]]] = [
+    ((2, 3, 11), (4, 3, 3), dict(stride=2, padding=2)),
+    ((2, 4, 13), (4, 2, 3), dict(groups=2, dilation=3, padding=(4,), padding_mode="reflect")),
+    (
+        (1, 2, 9, 8),
+        (3, 2, 3, 2),
+        dict(stride=(2, 3), padding=((2, 1), (1, 3)), dilation=(2, 1), padding_mode="symmetric"),
+    ),
+    ((2, 4, 7, 6), (8, 1, 3, 3), dict(groups=4, padding=1, padding_mode="replicate")),
+    ((2, 2, 6, 7), (3, 2, 3, 3), dict(padding="same", stride=2, padding_mode="circular")),
+    (
+        (1, 2, 5, 6, 4),
+        (2, 2, 2, 3, 2),
+        dict(stride=(1, 2, 1), padding=(1, 0, 2), dilation=(2, 1, 1), padding_mode="reflect"),
+    ),
+    ((2, 3, 5, 5), (2, 3, 2, 2), dict(stride=3)),  # the forward pass never reaches the last rows
+]
+"""Forward calls whose gradients the tests compare with torch autograd: strides,
+dilations, groups and every padding mode, in 1 to 3 spatial dimensions."""

@@ -111,9 +111,13 @@ def test_the_selected_backend_computes(ran_on: list[str], monkeypatch: pytest.Mo
 def test_auto_follows_the_input_type(ran_on: list[str]) -> None:
     torch = pytest.importorskip("torch", reason="needs tensors")
     ck.conv(np.ones((1, 1, 5)), np.ones((1, 1, 2)))
-    y = ck.conv(torch.ones(1, 1, 5), torch.ones(1, 1, 2))
-    assert isinstance(y, torch.Tensor)
-    assert ran_on == ["numpy", "torch"]
+    x, w = torch.ones(1, 1, 5), torch.ones(1, 1, 2)
+    y = ck.conv(x, w)
+    assert isinstance(y, torch.Tensor)  # whoever computed it, as explain says
+    assert ran_on == ["numpy", ck.explain(x, w).backend]
+    with torch.enable_grad():  # a tensor that needs autograd stays with torch
+        ck.conv(x, w.requires_grad_())
+    assert ran_on[-1] == "torch"
 
 
 def test_name_with_device_and_options() -> None:

@@ -546,7 +546,7 @@ def test_conv_auto_follows_the_sizes(name: str) -> None:
     large = ck.choose_conv_method(
         np.ones((1, 1, 2048, 2048)), np.ones((1, 1, 31, 31)), backend=name
     )
-    assert (small.method, large.method) == ("direct", "fft"), (small, large)
+    assert small.method in ("direct", "winograd") and large.method == "fft", (small, large)
 
 
 def test_next_fast_len_matches_scipy_without_importing_it() -> None:

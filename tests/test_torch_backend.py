@@ -171,3 +171,38 @@ def test_convkit_backends_says_why_torch_is_unavailable(tmp_path) -> None:
     (tmp_path / "torchaudio" / "__init__.py").write_text(BROKEN_TORCHAUDIO)
     result = run_python("from convkit.cli import main; main(['backends'])", site=tmp_path)
     assert "torch: unavailable: torchaudio does not load with this torch" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "kwargs"),
+    [
+        (
+            (2, 3, 20, 17),
+            (4, 3, 3, 4),
+            dict(stride=(2, 1), padding=((1, 2), (0, 3)), dilation=(2, 1)),
+        ),
+        ((1, 2, 30), (2, 1, 5), dict(groups=2, padding=2, padding_mode="reflect")),
+        ((1, 1, 9, 8, 7, 6), (1, 1, 3, 2, 2, 2), dict(stride=2)),
+    ],
+    ids=["2d-strided-dilated", "1d-grouped-reflect", "4d"],
+)
+def test_a_call_with_a_large_im2col_runs_in_blocks_of_rows(
+    monkeypatch: pytest.MonkeyPatch, x_shape, w_shape, kwargs
+) -> None:
+    from convkit_torch import ops
+
+    calls: list[tuple[int, ...]] = []
+    real = ops._conv_valid
+
+    def spy(x, *args):  # type: ignore[no-untyped-def]
+        calls.append(tuple(x.shape))
+        return real(x, *args)
+
+    monkeypatch.setattr(ops, "COLUMN_BYTES", 2000)
+    monkeypatch.setattr(ops, "_conv_valid", spy)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    y = ck.conv(x, w, b, backend="torch", method="direct", **kwargs)
+    assert_close(y, reference_conv(x, w, b, **kwargs))
+    assert len(calls) > 1

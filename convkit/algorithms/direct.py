@@ -10,8 +10,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from convkit.algorithms import winograd
 from convkit.algorithms.protocol import ArrayBackend
 from convkit.costs import CostModel
+from convkit.dtypes import TOLERANCE
 from convkit.padding import array_device as _device
 from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
@@ -132,10 +134,61 @@ def conv_fn(backend: ArrayBackend, options: Mapping[str, Any]) -> ConvFn:
                 for g in range(spec.groups)
             ]
             return xp.concat(parts, axis=1)
-        method = "fft" if model.conv_fft(spec) < model.conv_direct(spec) else "direct"
+        costs = method_costs(model, spec, backend.dtype_name(x), caps.conv_methods)
+        method = min(costs, key=costs.__getitem__)
         return backend.conv(x, w, None, dataclasses.replace(spec, method=method), options)
 
     return conv
+
+
+def method_costs(
+    model: CostModel,
+    spec: ConvSpec,
+    dtype: str,
+    methods: Sequence[str] = ("direct", "fft"),
+    requested: str = "auto",
+) -> dict[str, float]:
+    """Estimated seconds of each method of ``methods`` for a ``conv`` call in ``dtype``.
+    Winograd appears where it applies (:func:`convkit.algorithms.winograd.applies`);
+    unless ``requested``, it is ruled out (``inf``) where its rounding error in
+    ``dtype`` could exceed the conformance tolerance
+    (:func:`convkit.algorithms.winograd.tile_for`).
+
+    >>> spec = ConvSpec.build((1, 4, 64, 64), (4, 4, 3, 3))
+    >>> sorted(method_costs(CostModel(), spec, "float64", ("direct", "fft", "winograd")))
+    ['direct', 'fft', 'winograd']
+    """
+    costs = {"direct": model.conv_direct(spec), "fft": model.conv_fft(spec)}
+    if "winograd" in methods and winograd.applies(spec) and dtype in TOLERANCE:
+        tile = winograd_tile(dtype, spec)
+        if tile is not None:
+            costs["winograd"] = model.conv_winograd(spec, tile)
+        elif requested == "winograd":
+            costs["winograd"] = model.conv_winograd(spec, min(winograd.TILES))
+        else:
+            costs["winograd"] = math.inf
+    return costs
+
+
+def winograd_tile(dtype: str, spec: ConvSpec) -> int | None:
+    """The largest Winograd tile whose measured rounding error in ``dtype`` for
+    ``spec``'s channels per group (:func:`convkit.algorithms.winograd.error_bound`)
+    stays within the conformance tolerance :data:`convkit.dtypes.TOLERANCE`; ``None``
+    if none does.
+
+    >>> winograd_tile("float32", ConvSpec.build((1, 64, 8, 8), (64, 64, 3, 3)))
+    4
+    >>> winograd_tile("float32", ConvSpec.build((1, 2048, 8, 8), (8, 2048, 3, 3)))
+    2
+    """
+    channels = spec.in_channels // spec.groups
+    tol = TOLERANCE[dtype]
+    fits = [
+        t
+        for t in winograd.TILES
+        if winograd.error_bound(t, dtype, spec.ndim, max(channels, 1)) <= tol
+    ]
+    return max(fits) if fits else None
 
 
 def cost_model(backend: ArrayBackend, options: Mapping[str, Any]) -> CostModel:

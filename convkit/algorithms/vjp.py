@@ -33,16 +33,31 @@ def conv_input_grad(xp: Any, conv: ConvFn, grad_out: Any, w: Any, spec: ConvSpec
     wt = xp.permute_dims(wt, (0, 2, 1, *range(3, 3 + d)))
     wt = xp.flip(xp.reshape(wt, (spec.in_channels, og, *kernel)), axis=tuple(range(2, 2 + d)))
     gyd = dilate(xp, grad_out, spec.stride)  # zeros between samples, as the stride left
+    return conv(gyd, wt, input_grad_spec(spec, tuple(grad_out.shape[2:])))
+
+
+def input_grad_spec(spec: ConvSpec, grad_size: tuple[int, ...] | None = None) -> ConvSpec:
+    """The ``conv`` :func:`conv_input_grad` runs for the forward call ``spec`` (with an
+    output gradient of ``grad_size`` positions, by default the forward output's).
+
+    >>> input_grad_spec(ConvSpec.build((1, 2, 8), (3, 2, 3), stride=2)).output_size
+    (8,)
+    """
+    size = spec.output_size if grad_size is None else grad_size
     pads = []
-    for p, o, st, e in zip(
-        spec.padded_size, tuple(grad_out.shape[2:]), spec.stride, spec.kernel_extent, strict=True
-    ):
+    dilated = []
+    for p, o, st, e in zip(spec.padded_size, size, spec.stride, spec.kernel_extent, strict=True):
         unreached = p - ((o - 1) * st + e)
         pads.append((e - 1, e - 1 + unreached))
-    cspec = ConvSpec.build(
-        tuple(gyd.shape), tuple(wt.shape), padding=pads, dilation=spec.dilation, groups=g
+        dilated.append((o - 1) * st + 1 if o else 0)
+    og = spec.out_channels // spec.groups
+    return ConvSpec.build(
+        (spec.batch, spec.out_channels, *dilated),
+        (spec.in_channels, og, *spec.kernel_size),
+        padding=pads,
+        dilation=spec.dilation,
+        groups=spec.groups,
     )
-    return conv(gyd, wt, cspec)
 
 
 def unpad_adjoint(xp: Any, grad_pad: Any, spec: ConvSpec) -> Any:
@@ -73,12 +88,28 @@ def conv_weight_grad(xp: Any, conv: ConvFn, xpad: Any, grad_out: Any, spec: Conv
     xs = xp.reshape(xp.permute_dims(xs, (2, 1, 0, *spatial)), (cg, g * n, *spec.padded_size))
     ws = xp.reshape(grad_out, (n, g, og, *spec.output_size))
     ws = xp.reshape(xp.permute_dims(ws, (1, 2, 0, *spatial)), (g * og, n, *spec.output_size))
-    cspec = ConvSpec.build(
-        tuple(xs.shape), tuple(ws.shape), stride=spec.dilation, dilation=spec.stride, groups=g
-    )
-    dw = conv(xs, ws, cspec)  # (Cg, C_out, *K') with K' >= K
+    dw = conv(xs, ws, weight_grad_spec(spec))  # (Cg, C_out, *K') with K' >= K
     dw = dw[(slice(None), slice(None), *(slice(0, k) for k in spec.kernel_size))]
     return xp.permute_dims(dw, (1, 0, *range(2, 2 + d)))
+
+
+def weight_grad_spec(spec: ConvSpec) -> ConvSpec:
+    """The ``conv`` :func:`conv_weight_grad` runs for the forward call ``spec`` (batch
+    ``N > 0``): the padded input's channels of a group as the batch, (group, sample)
+    pairs as channels, ``grad_out`` as the kernel.
+
+    >>> weight_grad_spec(ConvSpec.build((4, 2, 9), (3, 2, 3))).kernel_size
+    (7,)
+    """
+    g = spec.groups
+    cg, og = spec.in_channels // g, spec.out_channels // g
+    return ConvSpec.build(
+        (cg, g * spec.batch, *spec.padded_size),
+        (g * og, spec.batch, *spec.output_size),
+        stride=spec.dilation,
+        dilation=spec.stride,
+        groups=g,
+    )
 
 
 def conv_vjp(

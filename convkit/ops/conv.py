@@ -6,16 +6,17 @@ its arguments into a :class:`~convkit.spec.ConvSpec` and hands the call to
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from convkit import dispatch, plugins, selection
+from convkit import dispatch, plans, plugins, selection
 from convkit.dispatch import Output
 from convkit.dtypes import FLOAT_DTYPES, check_dtype, result_dtype
 from convkit.estimates import conv_costs
-from convkit.spec import ConvSpec, transpose_spec
+from convkit.spec import CONV_METHODS, ConvSpec, transpose_spec
 
 
 def conv(
@@ -58,6 +59,15 @@ def conv(
     array([[-1., -2., -2., -2., -1.]])
     """
     host = plugins.host()
+    signature = plans.key(
+        host,
+        "conv",
+        (x, weight, bias),
+        (stride, padding, dilation, groups, padding_mode, method, backend),
+    )
+    plan = plans.get(signature)
+    if plan is not None:
+        return plan(x, weight, bias)[0]
     sel = selection.resolve(backend)
     ops = dispatch.operands(host, x=x, weight=weight, bias=bias)
     x_op, w_op, b_op = ops["x"], ops["weight"], ops.get("bias")
@@ -82,22 +92,25 @@ def conv(
                 f"{dtype} of x and weight"
             )
 
+    planned = functools.cache(lambda method: dataclasses.replace(spec, method=method))
+
     def arguments(arrays: list[Any], choice: Any) -> tuple[Any, ...]:
         xb, wb, *bb = arrays
-        planned = dataclasses.replace(spec, method=choice.method)
-        return (xb if batched else xb[None], wb, bb[0] if bb else None, planned)
+        return (xb if batched else xb[None], wb, bb[0] if bb else None, planned(choice.method))
 
     (y,) = dispatch.run(
         host,
         sel,
         list(ops.values()),
         op="conv",
-        costs=conv_costs(spec, dtype, "conv"),
+        costs=conv_costs(spec, dtype, "conv", method),
         method=method,
+        methods=("auto", *CONV_METHODS),
         arguments=arguments,
         outputs=lambda target, y, computed_in: (y if batched else y[0],),
-        expected=[Output(_unbatched(spec.output_shape, batched), dtype, x_op)],
+        expected=[Output(_unbatched(spec.output_shape, batched), dtype, "x")],
         dtype=dtype,
+        signature=signature,
     )
     return y
 
@@ -131,6 +144,15 @@ def conv_vjp(
     ([[[1.0, 0.0, 0.0, 0.0, -1.0]]], [[[6.0, 10.0]]], [4.0])
     """
     host = plugins.host()
+    signature = plans.key(
+        host,
+        "conv_vjp",
+        (x, weight, grad_out),
+        (stride, padding, dilation, groups, padding_mode, bias, backend),
+    )
+    plan = plans.get(signature)
+    if plan is not None:
+        return plan(x, weight, grad_out)
     sel = selection.resolve(backend)
     ops = dispatch.operands(host, x=x, weight=weight, grad_out=grad_out)
     x_op, w_op, g_op = ops["x"], ops["weight"], ops["grad_out"]
@@ -172,11 +194,12 @@ def conv_vjp(
         arguments=arguments,
         outputs=outputs,
         expected=[
-            Output(tuple(x_op.array.shape), dtype, x_op, "grad_x"),
-            Output(spec.weight_shape, dtype, w_op, "grad_weight"),
-            Output((spec.out_channels,), dtype, w_op, "grad_bias") if bias else None,
+            Output(tuple(x_op.array.shape), dtype, "x", "grad_x"),
+            Output(spec.weight_shape, dtype, "weight", "grad_weight"),
+            Output((spec.out_channels,), dtype, "weight", "grad_bias") if bias else None,
         ],
         dtype=dtype,
+        signature=signature,
     )
     return grad_x, grad_w, grad_b
 
@@ -207,6 +230,15 @@ def conv_transpose(
     array([[[1., 2., 1., 2., 1., 2.]]])
     """
     host = plugins.host()
+    signature = plans.key(
+        host,
+        "conv_transpose",
+        (x, weight, bias),
+        (stride, padding, output_padding, dilation, groups, backend),
+    )
+    plan = plans.get(signature)
+    if plan is not None:
+        return plan(x, weight, bias)[0]
     sel = selection.resolve(backend)
     ops = dispatch.operands(host, x=x, weight=weight, bias=bias)
     x_op, w_op = ops["x"], ops["weight"]
@@ -237,8 +269,9 @@ def conv_transpose(
         costs=conv_costs(spec, dtype, "transpose"),
         arguments=arguments,
         outputs=lambda target, y, computed_in: (y if batched else y[0],),
-        expected=[Output(_unbatched(shape, batched), dtype, x_op)],
+        expected=[Output(_unbatched(shape, batched), dtype, "x")],
         dtype=dtype,
+        signature=signature,
     )
     return y
 

@@ -60,7 +60,7 @@ def choose_conv_method(
     >>> import numpy as np, convkit as ck
     >>> ck.choose_conv_method(np.ones((1, 1, 512, 512)), np.ones((1, 1, 31, 31))).method
     'fft'
-    >>> ck.choose_conv_method(np.ones((8, 64, 56, 56)), np.ones((64, 64, 3, 3))).method
+    >>> ck.choose_conv_method(np.ones((8, 16, 4096)), np.ones((16, 16, 5))).method
     'direct'
     """
     return _choose_conv(

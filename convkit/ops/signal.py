@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from convkit import checks, dispatch, dtypes, plugins, selection
+from convkit import checks, dispatch, dtypes, plans, plugins, selection
 from convkit.algorithms import integers
 from convkit.backend import Backend
 from convkit.dispatch import Operand, Output
@@ -86,6 +86,13 @@ def _signal(
     correlate: bool,
 ) -> Any:
     host = plugins.host()
+    signature = plans.key(
+        host, "correlate" if correlate else "convolve", (in1, in2), (mode, axes, method, backend)
+    )
+    plan = plans.get(signature)
+    if plan is not None:
+        out = plan(in1, in2)[0]
+        return out[()] if out.ndim == 0 else out
     sel = selection.resolve(backend)
     ops = dispatch.operands(host, in1=in1, in2=in2)
     a, b = ops["in1"], ops["in2"]
@@ -160,8 +167,12 @@ def _signal(
         cross=not integer,
         arguments=lambda arrays, choice: (*arrays, spec, choice.method),
         outputs=outputs,
-        expected=[Output(spec.output_shape, dtype, a)],
+        expected=[Output(spec.output_shape, dtype, "in1")],
         dtype=compute_dtype,
+        signature=signature,
+        # integer inputs are planned by their values' size, and the FFT warns on
+        # non-finite values: those calls take the full path every time
+        keep_plan=lambda choice: not integer and dtype != "bool" and choice.method != "fft",
     )
     # 0-d inputs: their product, as the array library gives a 0-d element (a NumPy
     # scalar for NumPy arrays, as SciPy and `in1 * in2` give)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from convkit import dtypes
 from convkit.spec import ConvSpec
 
 _NUMPY_PAD_MODE = {
@@ -39,7 +40,7 @@ _NUMPY_PAD_MODE = {
     "circular": "wrap",
 }
 
-TOLERANCE = {"float32": 1e-5, "complex64": 1e-5, "float64": 1e-12, "complex128": 1e-12}
+TOLERANCE = dtypes.TOLERANCE
 """Largest allowed ``max|actual - expected| / max|expected|`` per result dtype (an
 all-zero expected output is compared absolutely)."""
 

@@ -13,7 +13,9 @@ import convkit
 from convkit.backend import Backend, Capabilities, NumpyArrays
 from convkit.costs import CostModel
 from convkit.registry import BackendRegistry
+from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
+from convkit_numpy import small
 
 CONVKIT_PLUGIN_API = 1
 """The convkit plugin API this plugin was written for."""
@@ -29,14 +31,18 @@ class NumpyBackend(NumpyArrays, Backend):
         array_types=("numpy.ndarray",),
         integer_conv=True,
         host_arrays=True,
+        conv_methods=("direct", "fft", "winograd"),
         costs=CostModel(
-            mac_rate=1.8e11,
-            tap_rate=1.2e9,
+            mac_rate=1.2e11,
+            tap_rate=2e9,
             fft_rate=3.5e9,
             spectral_mac_rate=1e10,
             depthwise_rate=4e9,
-            vjp_factor=4.0,
+            vjp_factor=2.7,
             float64_fft_factor=1.7,
+            fft_transform_seconds=1e-4,
+            copy_rate=1e9,
+            gather_run_seconds=4e-8,
         ),
     )
 
@@ -61,9 +67,55 @@ class NumpyBackend(NumpyArrays, Backend):
     ) -> np.ndarray:
         if spec.method == "fft":
             return self.conv_fft(x, weight, bias, spec, options)
+        if spec.method == "winograd":
+            return self.conv_winograd(x, weight, bias, spec, options)
+        if small.is_small(spec):
+            return small.conv(x, weight, bias, spec)
         from convkit_numpy import ops
 
         return ops.conv(x, weight, bias, spec)
+
+    def convolve(
+        self,
+        in1: np.ndarray,
+        in2: np.ndarray,
+        spec: SignalSpec,
+        method: str,
+        options: Mapping[str, Any],
+    ) -> np.ndarray:
+        """1-d inputs by :func:`numpy.convolve` (direct); the rest as any backend."""
+        if method == "direct" and spec.conv_axes == (0,) and spec.ndim == 1:
+            return small.convolve_1d(in1, in2, spec)
+        return super().convolve(in1, in2, spec, method, options)
+
+    def conv_vjp(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        grad_out: np.ndarray,
+        spec: ConvSpec,
+        bias: bool,
+        options: Mapping[str, Any],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The gradients as matrix products over the forward's im2col columns
+        (:func:`convkit_numpy.grad.conv_vjp`)."""
+        from convkit_numpy import grad
+
+        return grad.conv_vjp(x, weight, grad_out, spec, bias)
+
+    def conv_transpose(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        spec: ConvSpec,
+        options: Mapping[str, Any],
+    ) -> np.ndarray:
+        """The input gradient's matrix products and col2im
+        (:func:`convkit_numpy.grad.conv_transpose`)."""
+        from convkit_numpy import grad
+
+        return grad.conv_transpose(x, weight, bias, spec)
 
 
 @convkit.hookimpl

@@ -39,9 +39,10 @@ class ScipyBackend(NumpyArrays, Backend):
             mac_rate=1.1e8,
             tap_rate=1e8,
             fft_rate=5e9,
-            spectral_mac_rate=5e9,
-            depthwise_rate=1.5e9,
+            spectral_mac_rate=1.5e10,
+            depthwise_rate=9e7,
             float64_fft_factor=2.4,
+            fft_transform_seconds=3.5e-5,
         ),
     )
     requires = ("scipy",)

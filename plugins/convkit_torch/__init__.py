@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -34,14 +34,21 @@ class TorchBackend(Backend):
         devices=("cpu", "cuda"),
         array_types=("torch.Tensor",),
         host_arrays=True,
+        conv_methods=("direct", "fft", "winograd"),
         costs=CostModel(
             mac_rate=1.5e11,
-            tap_rate=7.5e9,
-            fft_rate=1.3e10,
+            tap_rate=3e9,
+            fft_rate=8e9,
+            call_overhead=1.5e-4,
             spectral_mac_rate=7e9,
             depthwise_rate=1.5e10,
             vjp_factor=2.8,
+            float64_factor=5.0,
             float64_fft_factor=8.0,
+            fft_transform_seconds=5e-5,
+            copy_rate=1e9,
+            position_seconds=1.7e-8,
+            depthwise_taps=27,
         ),
     )
     cuda_costs = CostModel(
@@ -70,6 +77,12 @@ class TorchBackend(Backend):
         import torch
 
         return obj.device.type == "cpu" and not (obj.requires_grad and torch.is_grad_enabled())
+
+    def array_key(self, obj: Any) -> Hashable | None:
+        import torch
+
+        grad = obj.requires_grad and torch.is_grad_enabled()
+        return (tuple(obj.shape), obj.dtype, obj.device, grad)
 
     import_seconds = 1.5  # measured: `import torch` takes 1-2 s and ~300 MiB here
 
@@ -132,6 +145,8 @@ class TorchBackend(Backend):
     ) -> Any:
         if spec.method == "fft":
             return self.conv_fft(x, weight, bias, spec, options)
+        if spec.method == "winograd":
+            return self.conv_winograd(x, weight, bias, spec, options)
         from convkit_torch import ops
 
         return ops.conv(x, weight, bias, spec)

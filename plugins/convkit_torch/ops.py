@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_compat.torch
@@ -92,10 +93,22 @@ def _conv_valid(
     return out
 
 
+COLUMN_BYTES = 256 << 20
+"""The largest im2col matrix (receptive fields over all output positions) one call of
+``F.conv1d/2d/3d`` may need: torch's CPU convolutions outside oneDNN (float64 among
+them) materialise it whole, so a larger call runs in blocks of output rows."""
+
+
 def conv(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, spec: ConvSpec
 ) -> torch.Tensor:
-    """Cross-correlation of a batched input; see :meth:`convkit.Backend.conv`."""
+    """Cross-correlation of a batched input; see :meth:`convkit.Backend.conv`. A call
+    whose im2col matrix would pass :data:`COLUMN_BYTES` runs in blocks of rows of the
+    first output dimension."""
+    columns = spec.batch * math.prod(spec.output_size) * (spec.in_channels // spec.groups)
+    columns *= math.prod(spec.kernel_size) * spec.groups * x.element_size()
+    if columns > COLUMN_BYTES and spec.output_size[0] > 1:
+        return _by_rows(x, weight, bias, spec, columns)
     native_pad: int | tuple[int, ...] = 0
     padding = spec.padding
     if spec.padding_mode == "zeros" and spec.ndim <= 3 and all(lo == hi for lo, hi in padding):
@@ -106,6 +119,23 @@ def conv(
             x, weight, bias, spec.stride, native_pad, spec.dilation, spec.groups
         )
     return _conv_valid(x, weight, bias, spec.stride, spec.dilation, spec.groups)
+
+
+def _by_rows(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, spec: ConvSpec, columns: int
+) -> torch.Tensor:
+    """:func:`conv` in blocks of output rows whose im2col matrices stay under
+    :data:`COLUMN_BYTES`, each from the rows of the padded input it reads."""
+    xpad = pad(array_api_compat.torch, x, spec.padding, spec.padding_mode)
+    rows, step = spec.output_size[0], spec.stride[0]
+    extent = spec.kernel_extent[0]
+    block = max(1, rows * COLUMN_BYTES // columns)
+    parts = []
+    for r0 in range(0, rows, block):
+        r1 = min(rows, r0 + block)
+        part = xpad[:, :, r0 * step : (r1 - 1) * step + extent]
+        parts.append(_conv_valid(part, weight, bias, spec.stride, spec.dilation, spec.groups))
+    return torch.cat(parts, dim=2)
 
 
 def oa_helps(spec: SignalSpec) -> bool:
