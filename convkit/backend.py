@@ -147,6 +147,10 @@ class Backend:
         ``None``, the default, means the array cannot be described cheaply and every
         call takes the full path.
 
+        >>> import convkit as ck
+        >>> ck.checks.registered_backend("numpy").array_key(np.ones((2, 3)))
+        ((2, 3), dtype('float64'))
+
         .. versionadded:: 0.2
         """
         return None
@@ -287,7 +291,14 @@ class Backend:
         """The Winograd method of :meth:`conv` for 3-tap kernels at stride 1, for any
         backend (:func:`convkit.algorithms.winograd.winograd_conv` on
         :meth:`namespace`, with the tile
-        :func:`~convkit.algorithms.direct.winograd_tile` picks for the dtype)."""
+        :func:`~convkit.algorithms.direct.winograd_tile` picks for the dtype).
+
+        >>> import convkit as ck
+        >>> x, w = np.ones((1, 1, 6)), np.ones((1, 1, 3))
+        >>> spec = ConvSpec.build(x.shape, w.shape, method="winograd")
+        >>> ck.checks.registered_backend("numpy").conv_winograd(x, w, None, spec, {}).round(12)
+        array([[[3., 3., 3., 3.]]])
+        """
         tile = direct.winograd_tile(self.dtype_name(x), spec) or min(winograd.TILES)
         return winograd.winograd_conv(
             self.namespace(),

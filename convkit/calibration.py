@@ -97,6 +97,10 @@ def machine() -> dict[str, Any]:
 
 _cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
 
+saves = 0
+"""How many times this process stored rates (:func:`save`); prepared calls
+(:mod:`convkit.plans`) are made again after each."""
+
 
 def stored() -> dict[str, Any]:
     """The entries of ``costs.json`` that apply to this machine (empty when none).
@@ -187,4 +191,6 @@ def save(models: Mapping[str, CostModel], versions: Mapping[str, str]) -> Path:
     with atomic_output(path) as f:
         f.write(json.dumps(data, indent=2, sort_keys=True).encode())
     _cache.pop(str(path), None)
+    global saves
+    saves += 1
     return path

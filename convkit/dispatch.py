@@ -153,7 +153,18 @@ class Plan:
     """A call's path once its backend, method and dtype are settled: convert each input
     once, compute (under the ``threads`` setting, if one is set), check each result's
     shape and dtype, convert it back to its operand's type and device. :func:`run` makes
-    one per call; :mod:`convkit.plans` keeps it for calls with the same signature."""
+    one per call; :mod:`convkit.plans` keeps it for calls with the same signature.
+
+    >>> import numpy as np, convkit as ck
+    >>> from convkit import plans
+    >>> x, w = np.ones((1, 1, 8)), np.ones((1, 1, 2))
+    >>> for _ in range(2):
+    ...     y = ck.conv(x, w, backend="numpy")
+    >>> args = (1, 0, 1, 1, "zeros", "auto", "numpy")
+    >>> plan = plans.get(plans.key(plugins.host(), "conv", (x, w, None), args))
+    >>> plan.target.name, plan.choice.method, plan(x, w, None)[0].tolist()
+    ('numpy', 'direct', [[[2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]]])
+    """
 
     __slots__ = (
         "arguments",

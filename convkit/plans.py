@@ -16,8 +16,12 @@ never reaches a plan: a call that raises leaves none.
 Environment variables, contexts and the working directory are read on every call. Files
 are the exception: reading them costs more than a small convolution, so a plan sees an
 edited config file or ``costs.json`` within :data:`FILES_RECHECK_SECONDS` (calls with a
-new signature, :func:`convkit.get_backend` and ``convkit calibrate`` in this process see
-them at once).
+new signature and :func:`convkit.get_backend` see them at once, and so does every call
+after this process stored new rates).
+
+A signature describes what convkit reads, not the code it runs: a backend replaced or
+patched in place (its class's methods or capabilities changed after a call) is not seen
+by the plans made before; :func:`clear` forgets them.
 """
 
 from __future__ import annotations
@@ -98,21 +102,33 @@ def _file_state() -> Hashable:
 
 
 def refresh() -> None:
-    """Look at the files again on the next call (``convkit calibrate`` calls this after
-    it stores new rates)."""
+    """Look at the files again on the next call (rates stored by this process, as
+    ``convkit calibrate`` stores them, are part of every signature already).
+
+    >>> refresh()
+    """
     global _files
     _files = (-float("inf"), None)
 
 
 def key(
-    host: plugins.PluginHost, op: str, arrays: tuple[Any, ...], arguments: Hashable
+    host: plugins.PluginHost, op: str, arrays: tuple[Any, ...], arguments: tuple[Any, ...]
 ) -> Hashable | None:
     """The signature of a call of ``op`` on ``arrays`` (``None`` entries stay ``None``)
     with ``arguments``, or ``None`` when the call cannot have a plan: an array whose
     owner is not known yet or does not describe it (:meth:`Backend.array_key
     <convkit.backend.Backend.array_key>`), an argument that is not hashable (a list), a
-    config file that cannot be read."""
-    parts: list[Any] = [op, arguments]
+    config file that cannot be read.
+
+    >>> import numpy as np
+    >>> host, x = plugins.host(), np.ones((1, 1, 8))
+    >>> key(host, "conv", (x, x, None), ([1],)) is None  # a list argument
+    True
+    """
+    kinds = tuple(map(type, arguments))  # 1, 1.0 and True are equal keys, not equal calls
+    if tuple in kinds and not all(_integral(a) for a in arguments if type(a) is tuple):
+        return None
+    parts: list[Any] = [op, arguments, kinds]
     owners = host.owners
     for a in arrays:
         if a is None:
@@ -142,6 +158,7 @@ def key(
             _read_environment(),
             os.getcwd(),
             files,
+            calibration.saves,
         )
     )
     signature = tuple(parts)
@@ -152,15 +169,31 @@ def key(
     return signature
 
 
+def _integral(value: tuple[Any, ...]) -> bool:
+    """Whether a tuple argument holds ints (or tuples of ints) only: anything else
+    (a float, a bool) takes the full path, which checks it."""
+    return all(type(v) is int or (type(v) is tuple and _integral(v)) for v in value)
+
+
 def get(signature: Hashable | None) -> Callable[..., Any] | None:
-    """The plan stored for ``signature``, if any."""
+    """The plan stored for ``signature``, if any.
+
+    >>> get(None) is None
+    True
+    """
     return None if signature is None else _plans.get(signature)
 
 
 def store(signature: Hashable, plan: Callable[..., Any], keep: tuple[Any, ...] = ()) -> None:
-    """Keep ``plan`` for ``signature``. The objects whose identities the signature holds
-    (the selection contexts) are kept alive with it, so no other object takes their
-    identity while the plan exists."""
+    """Keep ``plan`` for ``signature``. ``keep`` are the objects whose identities the
+    signature holds (:func:`selection_objects`), kept alive with the plan so that no
+    other object takes their identity while it exists; when they are no longer the
+    ones the signature was made with (another thread selected a backend meanwhile), the
+    plan is not kept."""
+    state = signature[-1] if isinstance(signature, tuple) else None
+    # the selection objects' identities sit at 3 and 4 of the state key() appends
+    if not isinstance(state, tuple) or state[3:5] != tuple(id(k) for k in keep):
+        return
     with _lock:
         if len(_plans) >= PLAN_LIMIT:
             del _plans[next(iter(_plans))]
@@ -169,12 +202,20 @@ def store(signature: Hashable, plan: Callable[..., Any], keep: tuple[Any, ...] =
 
 
 def selection_objects() -> tuple[Any, ...]:
-    """The selection objects a signature names by identity (see :func:`store`)."""
+    """The selection objects a signature names by identity (see :func:`store`).
+
+    >>> selection_objects()  # no use_backend() context, no set_backend()
+    (None, None)
+    """
     return (selection._context.get(), selection._global)
 
 
 def clear() -> None:
-    """Forget every plan."""
+    """Forget every plan.
+
+    >>> clear(); len(_plans)
+    0
+    """
     with _lock:
         _plans.clear()
     refresh()

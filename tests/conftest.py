@@ -13,7 +13,7 @@ import os
 import pytest
 
 import convkit as ck
-from convkit import selection
+from convkit import plans, selection
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -73,6 +73,7 @@ def clean_selection(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     selection.set_backend(None)
     ck.set_threads(None)
+    plans.clear()  # tests patch backends in place, which signatures do not see
     yield
     selection.set_backend(None)
     ck.set_threads(None)

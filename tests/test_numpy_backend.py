@@ -221,6 +221,34 @@ def test_backward_matches_torch_autograd(
     assert grad.conv_vjp(x, w, gy, spec, bias=False)[2] is None
 
 
+@pytest.mark.parametrize(("x_shape", "w_shape", "kwargs"), VJP_CASES, ids=str)
+def test_backward_matches_the_formula_without_torch(
+    x_shape: Shape, w_shape: Shape, kwargs: dict
+) -> None:
+    """The same gradients from convkit's generic backward (the transposed conv and the
+    weight-gradient conv of :mod:`convkit.algorithms.vjp`) run on the plain loop written
+    from the formula (``reference_conv``): a check that needs no torch."""
+    from convkit.algorithms import vjp
+    from convkit.padding import pad_numpy
+    from convkit.testing import assert_close, reference_conv
+    from convkit_numpy import grad
+
+    def formula(a: np.ndarray, k: np.ndarray, s: ConvSpec) -> np.ndarray:
+        return reference_conv(
+            a, k, stride=s.stride, padding=s.padding, dilation=s.dilation, groups=s.groups
+        )
+
+    rng = np.random.default_rng(7)
+    spec = ConvSpec.build(x_shape, w_shape, **kwargs)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    gy = rng.standard_normal(spec.output_shape)
+    got = grad.conv_vjp(x, w, gy, spec, bias=True)
+    pad = lambda a: pad_numpy(a, spec.padding, spec.padding_mode)  # noqa: E731
+    want = vjp.conv_vjp(np, formula, pad, x, w, gy, spec, True)
+    for g, e in zip(got, want, strict=True):
+        assert_close(g, e, "float64")
+
+
 @pytest.mark.parametrize(
     ("x_shape", "w_shape", "kwargs"),
     [

@@ -124,6 +124,40 @@ def test_bad_input_after_a_plan_gets_the_full_paths_errors() -> None:
         ck.conv(X, W, padding=1, method="fast")
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(stride=1.0),
+        dict(stride=True),
+        dict(groups=True),
+        dict(dilation=True),
+        dict(padding=1.0),
+        dict(padding=(1.0,)),
+        dict(padding=((True, 1),)),
+    ],
+    ids=str,
+)
+def test_arguments_equal_to_a_planned_calls_but_of_another_type_are_checked(kwargs) -> None:
+    """``1.0`` and ``True`` compare equal to ``1``: a plan made with ``1`` must not
+    answer for them."""
+    good = {"stride": 1, "groups": 1, "dilation": 1, "padding": 1}
+    for _ in range(2):
+        ck.conv(X, W, **good)
+    assert plans.get(_signature(**good)) is not None
+    with pytest.raises((TypeError, ValueError)):
+        ck.conv(X, W, **{**good, **kwargs})
+
+
+@pytest.mark.parametrize("axes", [(False,), 0.0])
+def test_signal_axes_of_another_type_are_checked(axes) -> None:
+    a, b = np.ones(16), np.ones(3)
+    for _ in range(2):
+        ck.convolve(a, b, axes=(0,))
+        ck.convolve(a, b, axes=0)
+    with pytest.raises((TypeError, ValueError)):
+        ck.convolve(a, b, axes=axes)
+
+
 def test_a_call_that_raises_leaves_no_plan() -> None:
     bad = np.ones((2, 3, 2))  # shorter than the kernel
     for _ in range(2):
@@ -178,11 +212,27 @@ def test_a_changed_config_file_is_seen_within_the_recheck_interval(
 def test_a_new_working_directory_is_a_new_signature(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = _signature()
+    for _ in range(2):
+        ck.conv(X, W)
+    first = plans.get(_signature())
+    assert isinstance(first, dispatch.Plan) and first.target.name != "scipy"
     (tmp_path / "convkit.toml").write_text('backend = "scipy"\n')
-    monkeypatch.chdir(tmp_path)
-    assert _signature() != first
-    assert ck.explain(X, W).backend == "scipy"
+    monkeypatch.chdir(tmp_path)  # no recheck interval: the directory is in the signature
+    for _ in range(2):
+        ck.conv(X, W)
+    plan = plans.get(_signature())
+    assert isinstance(plan, dispatch.Plan) and plan.target.name == "scipy"
+
+
+def test_rates_stored_by_this_process_replan_at_once() -> None:
+    from convkit import calibration
+    from convkit.costs import CostModel
+
+    for _ in range(2):
+        ck.conv(X, W)
+    before = _signature()
+    calibration.save({"numpy:cpu": CostModel()}, {"numpy:cpu": "test"})
+    assert _signature() != before and plans.get(_signature()) is None
 
 
 def test_plans_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

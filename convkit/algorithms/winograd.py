@@ -329,8 +329,7 @@ def winograd_conv(
     u = _weight_transform(xp, weight, gg, spec, x.dtype)
     tiles = [-(-o // tile) for o in spec.output_size]
     xpad = _padded(xp, x, spec, tiles, tile, pad)
-    itemsize = 8 if x.dtype in (xp.float64, xp.complex64) else 4
-    itemsize *= 2 if x.dtype == xp.complex128 else 1
+    itemsize = {xp.float64: 8, xp.complex64: 8, xp.complex128: 16}.get(x.dtype, 4)
     images, rows = _plan(spec, tiles, tile + 2, itemsize, workspace_bytes)
     bias_c = None if bias is None else xp.reshape(bias, (-1, 1))
     out = xp.empty(spec.output_shape, dtype=x.dtype, device=dev)

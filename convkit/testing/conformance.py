@@ -127,6 +127,25 @@ class _ConvConformance:
         assert y.dtype == np.dtype(dtype)
         assert_close(y, reference_conv(x, w, b, **case.kwargs), dtype, method=method)
 
+    @pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
+    @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+    def test_winograd_matches_reference(self, backend: str, case: Case, dtype: str) -> None:
+        """``method="winograd"``, where the backend declares it and the call is one it
+        applies to (3-tap kernels, stride 1, dilation 1), within the same tolerance."""
+        from convkit.algorithms import winograd
+        from convkit.spec import ConvSpec
+
+        be = _backend(backend)
+        if "winograd" not in be.capabilities.conv_methods:
+            pytest.skip(f"backend {backend!r} does not declare the winograd method")
+        _require(be, len(case.x) - 2, dtype, case.kwargs)
+        if not winograd.applies(ConvSpec.build(case.x, case.w, **case.kwargs)):
+            pytest.skip("winograd needs 3-tap kernels, stride 1 and dilation 1 in 1-2 dims")
+        x, w, b = _arrays(case, dtype)
+        y = ck.conv(x, w, b, method="winograd", backend=backend, **case.kwargs)
+        assert y.dtype == np.dtype(dtype)
+        assert_close(y, reference_conv(x, w, b, **case.kwargs), dtype)
+
     @pytest.mark.parametrize("method", ["direct", "fft"])
     @pytest.mark.parametrize("mode", PADDING_MODES)
     def test_every_method_pads_every_mode(self, backend: str, mode: str, method: str) -> None:
