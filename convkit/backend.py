@@ -155,6 +155,12 @@ class Backend:
         """
         return None
 
+    vjp_falls_back: ClassVar[bool] = False
+    """Whether this backend's own :meth:`conv_vjp` runs the default (the gradients
+    through :meth:`conv`) where its cost model estimates that cheaper, as the numpy
+    backend does for large kernels, where the default's convolutions use the FFT; the
+    planner then estimates the cheaper of the two."""
+
     import_seconds: ClassVar[float] = 0.0
     """Roughly how long the first call takes to import this backend's library; ``auto``
     adds it to the estimates of a backend that is not :meth:`loaded` yet, so a

@@ -57,17 +57,18 @@ def conv_costs(spec: ConvSpec, dtype: str, op: str, method: str = "auto") -> pla
 
 
 def vjp_seconds(target: Backend, model: CostModel, spec: ConvSpec, dtype: str) -> float:
-    """Estimated seconds of ``conv_vjp`` on ``target``: a backend with gradients of its
+    """Estimated seconds of ``conv_vjp`` on ``target``: the default, which runs two
+    convolutions through the backend's ``conv``, by the estimates of those two
+    (:func:`convkit.algorithms.vjp.generic_seconds`); a backend with gradients of its
     own (it overrides :meth:`Backend.conv_vjp <convkit.backend.Backend.conv_vjp>`) by
-    its model's :meth:`~convkit.costs.CostModel.conv_vjp`; the default, which runs two
-    convolutions through the backend's ``conv``, by the estimates of those two."""
-    if type(target).conv_vjp is not Backend.conv_vjp:
-        return model.conv_vjp(spec)
-    methods = target.capabilities.conv_methods
-    seconds = model.call_overhead + _cheapest(model, vjp.input_grad_spec(spec), dtype, methods)
-    if spec.batch:
-        seconds += _cheapest(model, vjp.weight_grad_spec(spec), dtype, methods)
-    return seconds
+    its model's :meth:`~convkit.costs.CostModel.conv_vjp`, or the cheaper of the two
+    when it also takes the default where that is cheaper
+    (:attr:`Backend.vjp_falls_back <convkit.backend.Backend.vjp_falls_back>`)."""
+    generic = vjp.generic_seconds(model, spec, dtype, target.capabilities.conv_methods)
+    if type(target).conv_vjp is Backend.conv_vjp:
+        return generic
+    native = model.conv_vjp(spec)
+    return min(native, generic) if target.vjp_falls_back else native
 
 
 def _cheapest(model: CostModel, spec: ConvSpec, dtype: str, methods: tuple[str, ...]) -> float:

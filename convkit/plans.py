@@ -169,6 +169,22 @@ def key(
     return signature
 
 
+def lookup(
+    op: str, arrays: tuple[Any, ...], arguments: tuple[Any, ...]
+) -> tuple[plugins.PluginHost, Hashable | None, Callable[..., Any] | None]:
+    """The plugin host, the call's signature (:func:`key`) and the plan stored for it
+    (``None`` if there is none): what a public operation looks up first.
+
+    >>> import numpy as np
+    >>> host, signature, plan = lookup("conv", (np.ones((1, 1, 4)), [1.0], None), (1,))
+    >>> signature is None and plan is None  # a list: no signature
+    True
+    """
+    host = plugins.host()
+    signature = key(host, op, arrays, arguments)
+    return host, signature, get(signature)
+
+
 def _integral(value: tuple[Any, ...]) -> bool:
     """Whether a tuple argument holds ints (or tuples of ints) only: anything else
     (a float, a bool) takes the full path, which checks it."""

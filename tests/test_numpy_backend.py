@@ -344,3 +344,32 @@ def test_depthwise_forward_matches_the_reference(
         want,
         "float32",
     )
+
+
+def test_the_backward_takes_the_cheaper_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Matrix products over the columns for a 3x3 layer; the two convolutions (FFT) for
+    16x16 filters on 3 channels, as the cost model estimates; the same gradients."""
+    from convkit.testing import assert_close
+    from convkit_numpy import grad
+
+    calls: list[int] = []
+    routes: list[str] = []
+    real = grad.conv_vjp
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(grad, "conv_vjp", spy)
+    rng = np.random.default_rng(3)
+    for x_shape, w_shape in [((2, 16, 24, 24), (16, 16, 3, 3)), ((4, 3, 96, 96), (4, 3, 16, 16))]:
+        x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+        spec = ConvSpec.build(x_shape, w_shape)
+        gy = rng.standard_normal(spec.output_shape)
+        before = len(calls)
+        got = ck.conv_vjp(x, w, gy, backend="numpy")
+        routes.append("columns" if len(calls) > before else "convolutions")
+        want = real(x, w, gy, spec, True)
+        for g, e in zip(got, want, strict=True):
+            assert_close(g, e, "float64", method="fft")
+    assert routes == ["columns", "convolutions"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from convkit.algorithms.direct import ConvFn, dilate
+from convkit.algorithms.direct import ConvFn, dilate, method_costs
+from convkit.costs import CostModel
 from convkit.padding import array_device as _device
 from convkit.padding import pad_adjoint
 from convkit.spec import ConvSpec
@@ -110,6 +111,23 @@ def weight_grad_spec(spec: ConvSpec) -> ConvSpec:
         dilation=spec.stride,
         groups=g,
     )
+
+
+def generic_seconds(
+    model: CostModel, spec: ConvSpec, dtype: str, methods: tuple[str, ...] = ("direct", "fft")
+) -> float:
+    """Estimated seconds of :func:`conv_vjp` for the forward call ``spec``: its two
+    convolutions (:func:`input_grad_spec`, :func:`weight_grad_spec`), each by its
+    cheapest method among ``methods``.
+
+    >>> spec = ConvSpec.build((1, 2, 256, 192), (3, 2, 5, 5), padding=2)
+    >>> generic_seconds(CostModel(), spec, "float32") > 0
+    True
+    """
+    cheapest = [min(method_costs(model, input_grad_spec(spec), dtype, methods).values())]
+    if spec.batch:
+        cheapest.append(min(method_costs(model, weight_grad_spec(spec), dtype, methods).values()))
+    return model.call_overhead + sum(cheapest)
 
 
 def conv_vjp(

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from convkit import dispatch, plans, plugins, selection
+from convkit import dispatch, plans, selection
 from convkit.dispatch import Output
 from convkit.dtypes import FLOAT_DTYPES, check_dtype, result_dtype
 from convkit.estimates import conv_costs
@@ -58,14 +58,11 @@ def conv(
     >>> ck.conv(x, w, padding="same", padding_mode="replicate")
     array([[-1., -2., -2., -2., -1.]])
     """
-    host = plugins.host()
-    signature = plans.key(
-        host,
+    host, signature, plan = plans.lookup(
         "conv",
         (x, weight, bias),
         (stride, padding, dilation, groups, padding_mode, method, backend),
     )
-    plan = plans.get(signature)
     if plan is not None:
         return plan(x, weight, bias)[0]
     sel = selection.resolve(backend)
@@ -143,14 +140,11 @@ def conv_vjp(
     >>> gx.tolist(), gw.tolist(), gb.tolist()
     ([[[1.0, 0.0, 0.0, 0.0, -1.0]]], [[[6.0, 10.0]]], [4.0])
     """
-    host = plugins.host()
-    signature = plans.key(
-        host,
+    host, signature, plan = plans.lookup(
         "conv_vjp",
         (x, weight, grad_out),
         (stride, padding, dilation, groups, padding_mode, bias, backend),
     )
-    plan = plans.get(signature)
     if plan is not None:
         return plan(x, weight, grad_out)
     sel = selection.resolve(backend)
@@ -229,14 +223,11 @@ def conv_transpose(
     >>> ck.conv_transpose(np.ones((1, 1, 3)), np.array([[[1.0, 2.0]]]), stride=2)
     array([[[1., 2., 1., 2., 1., 2.]]])
     """
-    host = plugins.host()
-    signature = plans.key(
-        host,
+    host, signature, plan = plans.lookup(
         "conv_transpose",
         (x, weight, bias),
         (stride, padding, output_padding, dilation, groups, backend),
     )
-    plan = plans.get(signature)
     if plan is not None:
         return plan(x, weight, bias)[0]
     sel = selection.resolve(backend)

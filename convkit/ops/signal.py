@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from convkit import checks, dispatch, dtypes, plans, plugins, selection
+from convkit import checks, dispatch, dtypes, plans, selection
 from convkit.algorithms import integers
 from convkit.backend import Backend
 from convkit.dispatch import Operand, Output
@@ -85,11 +85,8 @@ def _signal(
     *,
     correlate: bool,
 ) -> Any:
-    host = plugins.host()
-    signature = plans.key(
-        host, "correlate" if correlate else "convolve", (in1, in2), (mode, axes, method, backend)
-    )
-    plan = plans.get(signature)
+    op = "correlate" if correlate else "convolve"
+    host, signature, plan = plans.lookup(op, (in1, in2), (mode, axes, method, backend))
     if plan is not None:
         out = plan(in1, in2)[0]
         return out[()] if out.ndim == 0 else out

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 import convkit
+from convkit.algorithms import direct, vjp
 from convkit.backend import Backend, Capabilities, NumpyArrays
 from convkit.costs import CostModel
 from convkit.registry import BackendRegistry
@@ -26,6 +27,7 @@ class NumpyBackend(NumpyArrays, Backend):
     (im2col) and contracted with one matrix product per chunk; FFTs by ``numpy.fft``."""
 
     name = "numpy"
+    vjp_falls_back = True
     capabilities = Capabilities(
         devices=("cpu",),
         array_types=("numpy.ndarray",),
@@ -98,7 +100,12 @@ class NumpyBackend(NumpyArrays, Backend):
         options: Mapping[str, Any],
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """The gradients as matrix products over the forward's im2col columns
-        (:func:`convkit_numpy.grad.conv_vjp`)."""
+        (:func:`convkit_numpy.grad.conv_vjp`), or through :meth:`conv` (whose FFT
+        method serves large kernels) where the cost model estimates that cheaper."""
+        model = direct.cost_model(self, options).for_dtype(self.dtype_name(x))
+        methods = self.capabilities.conv_methods
+        if vjp.generic_seconds(model, spec, self.dtype_name(x), methods) < model.conv_vjp(spec):
+            return super().conv_vjp(x, weight, grad_out, spec, bias, options)
         from convkit_numpy import grad
 
         return grad.conv_vjp(x, weight, grad_out, spec, bias)
@@ -112,7 +119,13 @@ class NumpyBackend(NumpyArrays, Backend):
         options: Mapping[str, Any],
     ) -> np.ndarray:
         """The input gradient's matrix products and col2im
-        (:func:`convkit_numpy.grad.conv_transpose`)."""
+        (:func:`convkit_numpy.grad.conv_transpose`), or through :meth:`conv` where the
+        cost model picks another method than the direct one for that convolution."""
+        model = direct.cost_model(self, options).for_dtype(self.dtype_name(x))
+        dtype, methods = self.dtype_name(x), self.capabilities.conv_methods
+        costs = direct.method_costs(model, vjp.input_grad_spec(spec), dtype, methods)
+        if min(costs, key=costs.__getitem__) != "direct":
+            return super().conv_transpose(x, weight, bias, spec, options)
         from convkit_numpy import grad
 
         return grad.conv_transpose(x, weight, bias, spec)
