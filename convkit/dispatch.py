@@ -174,7 +174,6 @@ class Plan:
         "host",
         "keep",
         "like",
-        "names",
         "op",
         "options",
         "outputs",
@@ -198,7 +197,7 @@ class Plan:
         expected: Sequence[Output | None],
         choice: MethodChoice,
     ) -> None:
-        self.host, self.target, self.owners, self.names = host, target, owners, names
+        self.host, self.target, self.owners = host, target, owners
         self.dtype, self.options, self.threads, self.op = dtype, options, thread_count, op
         self.arguments, self.outputs, self.expected = arguments, outputs, list(expected)
         self.like = [None if e is None else names.index(e.like) for e in expected]

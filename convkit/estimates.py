@@ -37,7 +37,9 @@ def conv_costs(spec: ConvSpec, dtype: str, op: str, method: str = "auto") -> pla
         if op == "conv_vjp":
             return {"auto": vjp_seconds(target, model, spec, dtype)}, note
         if op == "transpose":
-            return {"auto": _cheapest(model, vjp.input_grad_spec(spec), dtype, methods)}, note
+            return {
+                "auto": direct.cheapest(model, vjp.input_grad_spec(spec), dtype, methods)[1]
+            }, note
         if method not in ("auto", *methods):
             raise ValueError(
                 f"method={method!r} is not a method of backend {target.name!r}; it "
@@ -69,10 +71,6 @@ def vjp_seconds(target: Backend, model: CostModel, spec: ConvSpec, dtype: str) -
         return generic
     native = model.conv_vjp(spec)
     return min(native, generic) if target.vjp_falls_back else native
-
-
-def _cheapest(model: CostModel, spec: ConvSpec, dtype: str, methods: tuple[str, ...]) -> float:
-    return min(direct.method_costs(model, spec, dtype, methods).values())
 
 
 def signal_costs(

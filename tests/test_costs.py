@@ -55,6 +55,9 @@ def test_methods_estimated_far_apart_measure_in_that_order(
     ]
     if not apart:
         pytest.skip(f"{backend} estimates no two methods {SEPARATION}x apart here: {costs}")
+    # one thread per call: on a loaded machine BLAS's spinning threads slow small
+    # matrix products many times over, which is the load's doing, not the method's
+    ck.set_threads(1)
     measured = {}
     for m in {m for pair in apart for m in pair}:
         call = lambda m=m: ck.conv(x, w, backend=backend, method=m, **kwargs)  # noqa: E731

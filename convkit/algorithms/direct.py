@@ -6,6 +6,7 @@ dilation and groups the backend does not declare rewritten)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -134,8 +135,7 @@ def conv_fn(backend: ArrayBackend, options: Mapping[str, Any]) -> ConvFn:
                 for g in range(spec.groups)
             ]
             return xp.concat(parts, axis=1)
-        costs = method_costs(model, spec, backend.dtype_name(x), caps.conv_methods)
-        method = min(costs, key=costs.__getitem__)
+        method = cheapest(model, spec, backend.dtype_name(x), caps.conv_methods)[0]
         return backend.conv(x, w, None, dataclasses.replace(spec, method=method), options)
 
     return conv
@@ -168,6 +168,22 @@ def method_costs(
         else:
             costs["winograd"] = math.inf
     return costs
+
+
+@functools.lru_cache(maxsize=1024)
+def cheapest(
+    model: CostModel, spec: ConvSpec, dtype: str, methods: tuple[str, ...] = ("direct", "fft")
+) -> tuple[str, float]:
+    """The method of ``methods`` estimated fastest for a ``conv`` call, and its
+    estimate (:func:`method_costs`); remembered, since the algorithms ask again for
+    every call of the same shapes.
+
+    >>> cheapest(CostModel(), ConvSpec.build((1, 1, 4096, 4096), (1, 1, 63, 63)), "float32")[0]
+    'fft'
+    """
+    costs = method_costs(model, spec, dtype, methods)
+    best = min(costs, key=costs.__getitem__)
+    return best, costs[best]
 
 
 def winograd_tile(dtype: str, spec: ConvSpec) -> int | None:

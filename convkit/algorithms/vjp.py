@@ -5,10 +5,11 @@ input with the output gradient (:func:`conv_vjp`, :func:`conv_transpose`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
-from convkit.algorithms.direct import ConvFn, dilate, method_costs
+from convkit.algorithms.direct import ConvFn, cheapest, dilate
 from convkit.costs import CostModel
 from convkit.padding import array_device as _device
 from convkit.padding import pad_adjoint
@@ -113,6 +114,7 @@ def weight_grad_spec(spec: ConvSpec) -> ConvSpec:
     )
 
 
+@functools.lru_cache(maxsize=1024)
 def generic_seconds(
     model: CostModel, spec: ConvSpec, dtype: str, methods: tuple[str, ...] = ("direct", "fft")
 ) -> float:
@@ -124,10 +126,10 @@ def generic_seconds(
     >>> generic_seconds(CostModel(), spec, "float32") > 0
     True
     """
-    cheapest = [min(method_costs(model, input_grad_spec(spec), dtype, methods).values())]
+    seconds = model.call_overhead + cheapest(model, input_grad_spec(spec), dtype, methods)[1]
     if spec.batch:
-        cheapest.append(min(method_costs(model, weight_grad_spec(spec), dtype, methods).values()))
-    return model.call_overhead + sum(cheapest)
+        seconds += cheapest(model, weight_grad_spec(spec), dtype, methods)[1]
+    return seconds
 
 
 def conv_vjp(

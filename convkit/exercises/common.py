@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,36 @@ def backends_for(
         else:
             run[info.name] = dtype if dtype in caps.dtypes else str(fallback)
     return run, skipped
+
+
+def lowered_note(
+    rows: dict[str, dict[str, Any]],
+    by_dtype: dict[str, dict[str, Any]],
+    main: str,
+    wanted: str,
+    describe: Callable[[dict[str, Any]], str],
+) -> str:
+    """The summary's note on backends that ran a case in another dtype than ``wanted``
+    (see :func:`backends_for`): ``rows`` per backend (each with its ``"dtype"``), the
+    worst results ``by_dtype``, ``main`` the dtype the summary reports; ``describe``
+    gives a dtype's worst results as text. Empty when every backend ran ``wanted``.
+
+    >>> rows = {"numpy": {"dtype": "float64"}, "mine": {"dtype": "float32"}}
+    >>> by_dtype = {"float64": {"e": 1e-16}, "float32": {"e": 1e-7}}
+    >>> lowered_note(rows, by_dtype, "float64", "float64", lambda v: f"error {v['e']:.0e}")
+    ' (float32 on mine, which declares no float64: error 1e-07, float32 round-off)'
+    """
+    lowered = {n: r["dtype"] for n, r in rows.items() if r["dtype"] != wanted}
+    if not lowered:
+        return ""
+    if main != wanted:
+        return f" ({', '.join(lowered)} declares no {wanted})"
+    return "".join(
+        f" ({dt} on {', '.join(n for n, d in lowered.items() if d == dt)}, which declares "
+        f"no {wanted}: {describe(v)}, {dt} round-off)"
+        for dt, v in by_dtype.items()
+        if dt != main
+    )
 
 
 def mean_sd(values: Any, digits: int = 3) -> str:

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 import convkit as ck
-from convkit.exercises.common import Context, Result, backends_for, pyplot, save_figure
+from convkit.exercises.common import (
+    Context,
+    Result,
+    backends_for,
+    lowered_note,
+    pyplot,
+    save_figure,
+)
 
 CASES: dict[int, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
     1: [((17,), (6,)), ((6,), (17,)), ((16,), (16,)), ((15,), (16,))],
@@ -250,18 +257,13 @@ def run(ctx: Context) -> Result:
     main = "complex128" if "complex128" in by_dtype else next(iter(by_dtype))
     worst = by_dtype[main]
     lowered = {n: r["dtype"] for n, r in rows.items() if r["dtype"] != "complex128"}
-    if not lowered:
-        precision = ""
-    elif main != "complex128":
-        precision = f" ({', '.join(lowered)} declares no complex128)"
-    else:
-        precision = "".join(
-            f" ({dt} on {', '.join(n for n, d in lowered.items() if d == dt)}, which declares "
-            f"no complex128: swap {v['conv_swap']:.0e}, reversed conjugate "
-            f"{v['corr_reversed_conj']:.0e}, {dt} round-off)"
-            for dt, v in by_dtype.items()
-            if dt != main
-        )
+    precision = lowered_note(
+        rows,
+        by_dtype,
+        main,
+        "complex128",
+        lambda v: f"swap {v['conv_swap']:.0e}, reversed conjugate {v['corr_reversed_conj']:.0e}",
+    )
     checks = sum(r["checks"] for r in rows.values())
     figures = [
         _figure(ctx, (f17, g6), first, (xs, fg_c, gf_c)),

@@ -17,7 +17,15 @@ import numpy as np
 
 import convkit as ck
 from convkit import nn
-from convkit.exercises.common import Context, Result, backends_for, photo, pyplot, save_figure
+from convkit.exercises.common import (
+    Context,
+    Result,
+    backends_for,
+    lowered_note,
+    photo,
+    pyplot,
+    save_figure,
+)
 
 HIDDEN = 16
 """Width of the per-pixel MLP's hidden layer: 3 → HIDDEN → 3."""
@@ -175,18 +183,15 @@ def run(ctx: Context) -> Result:
     main = "float64" if "float64" in by_dtype else next(iter(by_dtype))
     worst = by_dtype[main]
     lowered = {n: r["dtype"] for n, r in rows.items() if r["dtype"] != "float64"}
-    low = {dt: v for dt, v in by_dtype.items() if dt != main}
-    if not lowered:
-        precision = ""
-    elif main != "float64":
-        precision = f" ({', '.join(lowered)} declares no float64)"
-    else:
-        precision = "".join(
-            f" (in {dt} on {', '.join(n for n, d in lowered.items() if d == dt)}, which "
-            f"declares no float64: max |diff| {v['stack_vs_mlp']:.1e}, FFT leak "
-            f"{v['other_pixels_change_fft']:.1e}, {dt} round-off)"
-            for dt, v in low.items()
-        )
+    precision = lowered_note(
+        rows,
+        by_dtype,
+        main,
+        "float64",
+        lambda v: (
+            f"max |diff| {v['stack_vs_mlp']:.1e}, FFT leak {v['other_pixels_change_fft']:.1e}"
+        ),
+    )
     n_stack = int(keep["params"])
     # counts checked against real modules on the crop, then the same formulas at 1 MP
     n_crop = CROP * CROP

@@ -123,8 +123,7 @@ class NumpyBackend(NumpyArrays, Backend):
         cost model picks another method than the direct one for that convolution."""
         model = direct.cost_model(self, options).for_dtype(self.dtype_name(x))
         dtype, methods = self.dtype_name(x), self.capabilities.conv_methods
-        costs = direct.method_costs(model, vjp.input_grad_spec(spec), dtype, methods)
-        if min(costs, key=costs.__getitem__) != "direct":
+        if direct.cheapest(model, vjp.input_grad_spec(spec), dtype, methods)[0] != "direct":
             return super().conv_transpose(x, weight, bias, spec, options)
         from convkit_numpy import grad
 
