@@ -133,6 +133,21 @@ class Backend:
         caller's input, so results come back the way they went in."""
         raise NotImplementedError
 
+    def store(self, obj: Any, target: Any) -> None:
+        """Write ``obj``, an array of this backend, into ``target``: an array of the
+        same shape that takes NumPy slice assignment (a Zarr array, a NumPy memory map),
+        as :func:`convkit.adapters.arrays.save_array` opens it. The default assigns
+        :meth:`to_numpy` of ``obj`` whole; a backend of lazy, chunked arrays writes
+        chunk by chunk.
+
+        >>> import convkit as ck
+        >>> target = np.zeros(3)
+        >>> ck.checks.registered_backend("numpy").store(np.arange(3.0), target)
+        >>> target.tolist()
+        [0.0, 1.0, 2.0]
+        """
+        target[...] = self.to_numpy(obj)
+
     def in_host_memory(self, obj: Any) -> bool:
         """Whether ``obj``, an array this backend owns, lives in host memory and
         :meth:`to_numpy` returns it without copying or computing anything; only then may

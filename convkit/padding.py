@@ -202,7 +202,7 @@ def pad_adjoint(
                 elif step < 0:
                     part = xp.flip(part, axis=ax)
                 start = s0 if step >= 0 else s0 - length + 1
-                out = out + _place(xp, part, ax, start, n)
+                out = _add_at(xp, out, part, ax, start)
         g = out
     return g
 
@@ -225,15 +225,15 @@ def _runs(index: np.ndarray, begin: int, end: int) -> list[tuple[int, int, int, 
     return runs
 
 
-def _place(xp: Any, part: Any, ax: int, start: int, n: int) -> Any:
-    """``part`` (along ``ax``) at positions ``start:start + len`` of a zero axis of
-    length ``n``."""
-    length = part.shape[ax]
-    if start == 0 and length == n:
-        return part
-    shape = list(part.shape)
-    pieces = []
-    for width in (start, n - start - length):
-        shape[ax] = width
-        pieces.append(xp.zeros(tuple(shape), dtype=part.dtype, device=array_device(part)))
-    return xp.concat([pieces[0], part, pieces[1]], axis=ax)
+def _add_at(xp: Any, out: Any, part: Any, ax: int, start: int) -> Any:
+    """``out`` with ``part`` added at positions ``start:start + len`` along ``ax``:
+    only that slice is summed, the rest joined around it (no array of ``out``'s size
+    is made for a border a few samples wide, which matters for chunked arrays)."""
+    stop = start + part.shape[ax]
+    lead = (slice(None),) * ax
+    pieces = [
+        out[(*lead, slice(0, start))],
+        out[(*lead, slice(start, stop))] + part,
+        out[(*lead, slice(stop, out.shape[ax]))],
+    ]
+    return xp.concat([p for p in pieces if p.shape[ax]], axis=ax)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pytest
 
@@ -19,12 +20,15 @@ import convkit as ck
 from convkit.checks import check_selection, registered_backend
 from convkit.cli import main as cli_main
 from convkit.padding import PADDING_MODES
+from convkit.spec import ConvSpec
 from convkit.testing import assert_close, reference_conv
 from convkit.testing.conformance import BackendConformance
 
 da = pytest.importorskip("dask.array", reason="the dask backend needs pip install -e '.[dask]'")
 distributed = pytest.importorskip("distributed", reason="needs pip install -e '.[dask]'")
 zarr = pytest.importorskip("zarr", reason="needs pip install -e '.[dask]'")
+
+from dask.callbacks import Callback  # noqa: E402
 
 from convkit_dask import ops, settings  # noqa: E402
 
@@ -61,6 +65,8 @@ CASES = [
         dict(groups=2, stride=(3, 2), padding=((2, 5), (1, 0))),
     ),
     ("2d-depthwise", (1, 3, 12, 10), (6, 1, 5, 3), dict(groups=3, padding="same", dilation=(1, 2))),
+    # causal: all padding low, and the last chunk (of uneven 3s) shorter than it
+    ("1d-causal", (1, 2, 31), (2, 2, 5), dict(padding=((4, 0),))),
     (
         "3d",
         (1, 2, 7, 6, 9),
@@ -110,14 +116,94 @@ def test_convolve_and_correlate_chunkwise(mode: str, method: str) -> None:
         np.testing.assert_allclose(y.compute(), op(a, k, mode, backend="numpy"), atol=1e-10)
 
 
-def test_gradients_through_the_generic_path() -> None:
-    rng = np.random.default_rng(4)
-    x, w = rng.standard_normal((2, 4, 11, 9)), rng.standard_normal((6, 2, 3, 2))
-    gy = rng.standard_normal((2, 6, 6, 5))
-    kw: dict[str, Any] = dict(stride=2, padding=1, groups=2, padding_mode="circular")
-    got = ck.conv_vjp(da.from_array(x, chunks=3), w, gy, **kw)
-    for g, r in zip(got, ck.conv_vjp(x, w, gy, backend="numpy", **kw), strict=True):
-        np.testing.assert_allclose(np.asarray(g), r, atol=1e-10)
+class Largest(Callback):  # type: ignore[misc]
+    """The most bytes any one task's result held (tuples of arrays counted whole)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.most = 0
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker: Any) -> None:
+        if str(key).startswith("finalize-"):  # the computed result itself
+            return
+        parts = result if isinstance(result, tuple) else (result,)
+        size = sum(p.nbytes for p in parts if isinstance(p, np.ndarray))
+        self.most = max(self.most, size)
+
+
+GRAD_CHUNKINGS = ["ones", "uneven-3", "per-dim"]
+
+
+@pytest.mark.parametrize("chunking", GRAD_CHUNKINGS)
+@pytest.mark.parametrize("mode", PADDING_MODES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c[0])
+def test_gradients_are_chunked_and_equal_numpy(
+    case: Any, mode: str, chunking: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, xs, ws, kwargs = case
+    rng = np.random.default_rng(len(xs) * 7 + len(mode))
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    gy = rng.standard_normal(ck.conv(x, w, padding_mode=mode, backend="numpy", **kwargs).shape)
+    expected = ck.conv_vjp(x, w, gy, bias=True, padding_mode=mode, backend="numpy", **kwargs)
+    # far below the inputs: only the weights (and their gradients) may be computed whole
+    monkeypatch.setenv("CONVKIT_DASK_COMPUTE_LIMIT", str(max(w.nbytes, 64)))
+    # inline: each chunk's task reads its part, no task holds the whole array
+    xd = da.from_array(x, chunks=_chunks(chunking, xs), inline_array=True)
+    gyd = da.from_array(gy, chunks=_chunks(chunking, gy.shape), inline_array=True)
+    gx, gw, gb = ck.conv_vjp(xd, w, gyd, bias=True, padding_mode=mode, **kwargs)
+    assert isinstance(gx, da.Array) and gx.chunks == xd.chunks
+    with Largest() as seen:
+        got = dask.compute(gx)[0]
+    np.testing.assert_allclose(got, expected[0], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gw, expected[1], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gb, expected[2], rtol=1e-10, atol=1e-10)
+    spec = ConvSpec.build(xs, ws, padding_mode=mode, **kwargs)
+    narrow = all(lo + hi < n for (lo, hi), n in zip(spec.padding, xs[2:], strict=True))
+    if narrow and max(len(p) for p in ops.Blocks.for_input(xd.chunks, spec).spatial) > 1:
+        # (with padding wider than the array, one block may hold all of it)
+        assert seen.most < min(x.nbytes, gy.nbytes), "a task held a whole input"
+
+
+def test_gradients_of_an_image_larger_than_compute_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a 1024x768 two-channel image in 256^2 chunks, compute_limit 1 MiB: the weight
+    # gradient's generic route needed grad_out (3, 1, 1024, 768) whole
+    monkeypatch.setenv("CONVKIT_DASK_COMPUTE_LIMIT", "1MiB")
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((1, 2, 1024, 768))
+    w = rng.standard_normal((3, 2, 5, 5))
+    kw: dict[str, Any] = dict(padding="same", padding_mode="reflect", stride=1)
+    gy = rng.standard_normal((1, 3, 1024, 768))
+    xd = da.from_array(x, chunks=(1, 2, 256, 256), inline_array=True)
+    gyd = da.from_array(gy, chunks=(1, 3, 256, 256), inline_array=True)
+    assert min(x.nbytes, gy.nbytes) > 8 * 2**20
+    with Largest() as seen:
+        gx, gw, gb = ck.conv_vjp(xd, w, gyd, bias=True, **kw)
+        got = gx.compute()
+    expected = ck.conv_vjp(x, w, gy, bias=True, backend="numpy", **kw)
+    for g, r in zip((got, gw, gb), expected, strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-9, atol=1e-9)
+    assert seen.most < 2 * 2**20, f"a task held {seen.most} bytes"
+
+
+@pytest.mark.parametrize(
+    ("xs", "ws", "kwargs", "chunks"),
+    [
+        ((1, 4, 17, 13), (4, 3, 5, 3), dict(stride=2, padding=2, output_padding=1), (1, 2, 4, 5)),
+        ((2, 4, 6, 5), (4, 3, 3, 4), dict(groups=2, stride=(3, 2), padding=(1, 0)), 1),
+        ((1, 2, 5, 6, 4), (2, 2, 2, 3, 2), dict(padding=1, stride=(1, 1, 2), dilation=2), 2),
+        ((2, 3, 23), (3, 2, 3), dict(stride=3, dilation=2, padding=2, output_padding=2), 4),
+    ],
+)
+def test_conv_transpose_is_lazy_and_equals_numpy(
+    xs: tuple[int, ...], ws: tuple[int, ...], kwargs: dict[str, Any], chunks: Any
+) -> None:
+    rng = np.random.default_rng(sum(xs))
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    b = rng.standard_normal(ws[1] * kwargs.get("groups", 1))
+    y = ck.conv_transpose(da.from_array(x, chunks=chunks), w, b, **kwargs)
+    assert isinstance(y, da.Array)
+    expected = ck.conv_transpose(x, w, b, backend="numpy", **kwargs)
+    np.testing.assert_allclose(y.compute(), expected, rtol=1e-10, atol=1e-10)
 
 
 def test_outer_boundary_only_never_at_seams() -> None:
@@ -140,7 +226,7 @@ def test_stride_across_unaligned_seams_and_rechunked_minimum() -> None:
 
 
 def test_plan_rejects_nothing_and_aligns_to_stride() -> None:
-    pieces = ops.plan_axis((5, 2, 9, 1, 13, 10), 2, 44, 3, 7)
+    pieces = ops.plan_axis(np.cumsum((5, 2, 9, 1, 13))[:-1], 44, 3, 7)
     bounds = np.cumsum(pieces)[:-1]
     assert sum(pieces) == 44 and all(b % 3 == 0 for b in bounds)
     assert min(pieces) >= 6 and pieces[-1] >= 7
@@ -416,6 +502,29 @@ def test_runs_on_a_local_cluster(cluster: Any, monkeypatch: pytest.MonkeyPatch) 
     assert workers <= set(client.scheduler_info()["workers"])
 
 
+def _kill_a_busy_worker(client: Any, prefix: str, done: Any) -> None:
+    """SIGKILL a worker process that is running tasks, once some task whose key starts
+    with ``prefix`` has finished (while ``done()`` is still false)."""
+    pids = client.run(os.getpid)
+    victim = None
+    deadline = time.monotonic() + 30
+    while victim is None and time.monotonic() < deadline:
+        busy = [addr for addr, keys in client.processing().items() if keys]
+        finished = client.run_on_scheduler(
+            lambda dask_scheduler: sum(
+                ts.state == "memory" and str(ts.key[0]).startswith(prefix)
+                for ts in dask_scheduler.tasks.values()
+                if isinstance(ts.key, tuple)
+            )
+        )
+        if busy and finished > 0:
+            victim = busy[0]
+        else:
+            time.sleep(0.02)
+    assert victim is not None and not done(), "the computation ended before the kill"
+    os.kill(pids[victim], signal.SIGKILL)
+
+
 def test_a_killed_worker_does_not_lose_the_result(cluster: Any) -> None:
     _, client = cluster
     rng = np.random.default_rng(10)
@@ -423,24 +532,7 @@ def test_a_killed_worker_does_not_lose_the_result(cluster: Any) -> None:
     w = rng.standard_normal((1, 1, 15, 15)).astype(np.float32)
     y = ck.conv(da.from_array(x, chunks=192), w, padding="same", method="direct")
     future = client.compute(y)
-    pids = client.run(os.getpid)
-    victim = None
-    deadline = time.monotonic() + 30
-    while victim is None and time.monotonic() < deadline:
-        busy = [addr for addr, keys in client.processing().items() if keys]
-        done = client.run_on_scheduler(
-            lambda dask_scheduler: sum(
-                ts.state == "memory" and str(ts.key[0]).startswith("convkit-conv")
-                for ts in dask_scheduler.tasks.values()
-                if isinstance(ts.key, tuple)
-            )
-        )
-        if busy and done > 0:
-            victim = busy[0]
-        else:
-            time.sleep(0.02)
-    assert victim is not None and not future.done(), "the computation ended before the kill"
-    os.kill(pids[victim], signal.SIGKILL)
+    _kill_a_busy_worker(client, "convkit-conv", future.done)
     result = future.result(timeout=120)
     assert_close(result, ck.conv(x, w, padding="same", backend="numpy"), "float32")
     client.wait_for_workers(2, timeout=60)
@@ -517,6 +609,133 @@ def test_a_failure_mid_write_leaves_no_output_and_keeps_the_old_one(tmp_path: Pa
     assert status == 1
     assert not (tmp_path / "new.zarr").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr"]
+
+
+def test_workers_write_their_own_blocks(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lc, client = cluster
+    a = np.random.default_rng(15).random((2, 256, 192)).astype(np.float32)
+    _zarr_input(tmp_path / "in.zarr", a, (1, 64, 64))
+    monkeypatch.setenv("CONVKIT_DASK_SCHEDULER", lc.scheduler_address)
+    with distributed.get_task_stream(client) as ts:
+        _filter(tmp_path / "in.zarr", tmp_path / "o.zarr", "--kernel", "box", "--backend", "dask")
+    names = [str(t["key"][0] if isinstance(t["key"], tuple) else t["key"]) for t in ts.data]
+    stores = [t for t, n in zip(ts.data, names, strict=True) if n.startswith("store-map")]
+    # one write per output chunk, by the workers (the band path would compute the
+    # result in this process and run no store task at all)
+    assert len(stores) == 2 * 4 * 3
+    # a "same" output keeps the input's chunks: the store's, so nothing is rechunked
+    y = ck.conv(da.from_zarr(str(tmp_path / "in.zarr"))[:, None], np.ones((1, 1, 5, 5)), padding=2)
+    assert y.chunks[2:] == ((64,) * 4, (64,) * 3)
+    from convkit.adapters import image, kernels
+
+    expected = image.filter(a, kernels.kernel("box"), backend="numpy")
+    out = zarr.open_array(str(tmp_path / "o.zarr"), mode="r")
+    assert out.chunks == (1, 64, 64)
+    np.testing.assert_allclose(out[...], expected, atol=1e-6)
+
+
+def test_save_array_writes_lazy_and_numpy_arrays(tmp_path: Path) -> None:
+    from convkit.adapters.arrays import open_array, save_array
+
+    a = np.arange(60.0).reshape(6, 10)
+    lazy = ck.conv(da.from_array(a[None, None], chunks=(1, 1, 4, 3)), np.ones((1, 1, 3, 3)))
+    save_array(lazy[0, 0], tmp_path / "lazy.zarr")
+    save_array(lazy[0, 0], tmp_path / "lazy.npy")
+    save_array(a, tmp_path / "eager.zarr", chunks=(4, 4))
+    expected = ck.conv(a[None, None], np.ones((1, 1, 3, 3)), backend="numpy")[0, 0]
+    np.testing.assert_allclose(open_array(tmp_path / "lazy.zarr")[...], expected)
+    np.testing.assert_allclose(open_array(tmp_path / "lazy.npy"), expected)
+    assert open_array(tmp_path / "eager.zarr").chunks == (4, 4)
+    with pytest.raises(FileExistsError):
+        save_array(a, tmp_path / "eager.zarr", overwrite=False)
+    with pytest.raises(ValueError, match=r"unsupported array file"):
+        save_array(a, tmp_path / "a.tif")
+    with pytest.raises(ValueError, match=r"chunks=\(4,\) must be one positive int per axis"):
+        save_array(a, tmp_path / "b.zarr", chunks=(4,))
+    with pytest.raises(ValueError, match=r"chunks=\(0, 4\) must be one positive int"):
+        save_array(a, tmp_path / "b.zarr", chunks=(0, 4))
+    with pytest.raises(ValueError, match=r"only a Zarr store has chunks"):
+        save_array(a, tmp_path / "b.npy", chunks=(4, 4))
+    assert _entries(tmp_path) == ["eager.zarr", "lazy.npy", "lazy.zarr"]
+
+
+def test_filter_file_band_bytes_is_deprecated(tmp_path: Path) -> None:
+    from convkit.adapters import arrays
+
+    np.save(tmp_path / "in.npy", np.ones((8, 8), dtype=np.float32))
+    with pytest.warns(DeprecationWarning, match=r"band_bytes=\.\.\.\) is deprecated"):
+        arrays.filter_file(tmp_path / "in.npy", tmp_path / "o.npy", np.ones((3, 3)), band_bytes=64)
+    assert np.load(tmp_path / "o.npy").shape == (8, 8)
+
+
+def _entries(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir())
+
+
+def test_a_failure_on_a_cluster_leaves_no_output(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lc, _ = cluster
+    a = np.random.default_rng(16).random((512, 64)).astype(np.float32)
+    _zarr_input(tmp_path / "in.zarr", a, (32, 64))
+    sorted((tmp_path / "in.zarr").rglob("c/*/*"))[5].write_bytes(b"not a zarr chunk")
+    _zarr_input(tmp_path / "out.zarr", np.full((4, 4), 7.0, dtype=np.float32), (4, 4))
+    monkeypatch.setenv("CONVKIT_DASK_SCHEDULER", lc.scheduler_address)
+    args = ["--kernel", "box", "--backend", "dask", "--overwrite"]
+    assert _filter(tmp_path / "in.zarr", tmp_path / "out.zarr", *args) == 1
+    time.sleep(0.5)  # a straggling write would recreate its directory by now
+    assert _entries(tmp_path) == ["in.zarr", "out.zarr"]
+    assert (
+        zarr.open_array(str(tmp_path / "out.zarr"))[...].tolist() == np.full((4, 4), 7.0).tolist()
+    )
+
+
+def test_a_killed_worker_with_no_retries_leaves_no_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from convkit.adapters import arrays
+
+    a = np.random.default_rng(17).random((1536, 1536)).astype(np.float32)
+    _zarr_input(tmp_path / "in.zarr", a, (192, 192))
+    _zarr_input(tmp_path / "out.zarr", np.full((4, 4), 7.0, dtype=np.float32), (4, 4))
+    kernel = np.full((15, 15), 1 / 225)
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",  # any free port: the module's cluster holds 8787
+            memory_limit="1GiB",
+        ) as lc,
+        distributed.Client(lc, set_as_default=False) as client,
+    ):
+        monkeypatch.setenv("CONVKIT_DASK_SCHEDULER", lc.scheduler_address)
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                with ck.use_backend("dask", inner="numpy"):
+                    arrays.filter_file(
+                        tmp_path / "in.zarr", tmp_path / "out.zarr", kernel, backend="dask"
+                    )
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        _kill_a_busy_worker(client, "store-map", lambda: not thread.is_alive())
+        thread.join(120)
+    assert len(errors) == 1 and isinstance(errors[0], distributed.KilledWorker), errors
+    assert _entries(tmp_path) == ["in.zarr", "out.zarr"]
+    assert (
+        zarr.open_array(str(tmp_path / "out.zarr"))[...].tolist() == np.full((4, 4), 7.0).tolist()
+    )
 
 
 def test_filter_rejects_bad_array_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

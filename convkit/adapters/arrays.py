@@ -10,9 +10,9 @@ written to a temporary sibling and moved into place only when complete.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,63 @@ def open_array(path: str | os.PathLike[str]) -> Any:
     raise ValueError(f"{source}: unsupported array file; use one of {', '.join(FORMATS)}")
 
 
+def save_array(
+    array: Any,
+    path: str | os.PathLike[str],
+    *,
+    chunks: tuple[int, ...] | None = None,
+    overwrite: bool = True,
+) -> None:
+    """Write ``array`` (a NumPy array, or any backend's, lazy ones included) to a
+    ``.npy`` file or a ``.zarr`` store, atomically (:mod:`convkit.fileio`): a failure
+    leaves no output and an existing ``path`` as it was; with ``overwrite=False`` an
+    existing ``path`` is refused with :class:`FileExistsError`.
+
+    The array's backend writes it (:meth:`convkit.backend.Backend.store`): the dask
+    backend computes a lazy result into a Zarr store on its scheduler, each block
+    written by the worker that computed it. ``chunks`` are the Zarr store's, one
+    positive size per axis (default: the array's own chunk size, the largest chunk of
+    a Dask array, else about 16 MiB tiles over the last two axes); a ``.npy`` file has
+    none.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> save_array(np.arange(6.0).reshape(2, 3), d / "a.zarr", chunks=(1, 3))
+    >>> open_array(d / "a.zarr")[...].tolist()
+    [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    """
+    from convkit import dispatch
+
+    out = Path(path)
+    if out.suffix.lower() not in FORMATS:
+        raise ValueError(f"{out}: unsupported array file; use one of {', '.join(FORMATS)}")
+    array = dispatch.as_array(array)
+    owner = dispatch.owner_of(plugins.host(), array, "array")
+    shape, dtype = tuple(int(n) for n in array.shape), owner.dtype_name(array)
+    if chunks is not None:
+        if out.suffix.lower() != ".zarr":
+            raise ValueError(f"chunks={chunks!r}: only a Zarr store has chunks, not {out}")
+        if len(chunks) != len(shape) or not all(
+            isinstance(c, int | np.integer) and c > 0 for c in chunks
+        ):
+            raise ValueError(
+                f"chunks={chunks!r} must be one positive int per axis of the array's shape {shape}"
+            )
+    if out.suffix.lower() == ".zarr":
+        import zarr
+
+        store_chunks = _store_chunks(array, np.dtype(dtype).itemsize, chunks)
+        with atomic_directory(out, overwrite=overwrite) as tmp:
+            target = zarr.create_array(str(tmp), shape=shape, dtype=dtype, chunks=store_chunks)
+            owner.store(array, target)
+        return
+    with atomic_path(out, overwrite=overwrite) as name:
+        mm = np.lib.format.open_memmap(name, mode="w+", dtype=dtype, shape=shape)
+        owner.store(array, mm)
+        mm.flush()
+        del mm
+
+
 def filter_file(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
@@ -57,16 +114,15 @@ def filter_file(
     *,
     padding_mode: str = "reflect",
     backend: str | None = None,
-    band_bytes: int = 64 << 20,
     overwrite: bool = True,
+    band_bytes: int | None = None,
 ) -> tuple[int, ...]:
     """Filter the ``(H, W)`` or ``(C, H, W)`` array in ``source`` (``.npy``/``.zarr``)
     with the 2-d ``kernel`` (a convolution, ``padding="same"``) into ``target``
     (``.npy``/``.zarr``); returns the array's shape. Results are float32 for integer
-    input, else the input's dtype. A lazy result is computed one band of rows (about
-    ``band_bytes``, whole output chunks) at a time, so memory holds one band. The
-    output is written atomically (:mod:`convkit.fileio`); with ``overwrite=False`` an
-    existing ``target`` is refused with :class:`FileExistsError`.
+    input, else the input's dtype. The output keeps a Zarr input's chunks and is
+    written by :func:`save_array`: with the dask backend, into Zarr, by the workers.
+    ``band_bytes`` is deprecated and ignored (a Zarr output is no longer written in bands).
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -76,6 +132,13 @@ def filter_file(
     >>> np.load(d / "out.npy").round(6).min()
     np.float64(1.0)
     """
+    if band_bytes is not None:
+        warnings.warn(
+            "filter_file(band_bytes=...) is deprecated and ignored: the output is written "
+            "by save_array",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     arr = open_array(source)
     out = Path(target)
     if out.suffix.lower() not in FORMATS:
@@ -96,58 +159,24 @@ def filter_file(
     weight = np.ascontiguousarray(k[::-1, ::-1][None, None], dtype=dtype)
     y = ops.conv(planes, weight, padding="same", padding_mode=padding_mode, backend=backend)
     y = y[0, 0] if len(arr.shape) == 2 else y[:, 0]
-    chunks = _out_chunks(arr, np.dtype(dtype).itemsize)
-    bands = _bands(tuple(arr.shape), chunks, np.dtype(dtype).itemsize, band_bytes)
-    with _writer(out, tuple(arr.shape), dtype, chunks, overwrite) as write:
-        for rows in bands:
-            band = y[(..., rows, slice(None))]
-            if owner is not None and owner.owns(band):
-                band = owner.to_numpy(band)
-            write(rows, np.asarray(band, dtype=dtype))
+    zarr_out = out.suffix.lower() == ".zarr"
+    chunks = _store_chunks(arr, np.dtype(dtype).itemsize, None) if zarr_out else None
+    save_array(y, out, chunks=chunks, overwrite=overwrite)
     return tuple(arr.shape)
 
 
-def _out_chunks(arr: Any, itemsize: int) -> tuple[int, ...]:
-    """The input's Zarr chunks, or about 16 MiB tiles."""
-    chunks = getattr(arr, "chunks", None)
-    if isinstance(chunks, tuple) and all(isinstance(c, int) for c in chunks):
-        return chunks
+def _store_chunks(arr: Any, itemsize: int, chunks: tuple[int, ...] | None) -> tuple[int, ...]:
+    """``chunks``, else the array's own regular chunks (a Zarr array's, a Dask array's
+    largest), else about 16 MiB tiles over the last two axes."""
+    if chunks is not None:
+        return tuple(int(c) for c in chunks)
+    own = getattr(arr, "chunksize", None) or getattr(arr, "chunks", None)
+    if (
+        isinstance(own, tuple)
+        and len(own) == len(arr.shape)
+        and all(isinstance(c, int) for c in own)
+    ):
+        return own
     side = max(1, int(math.sqrt((16 << 20) / itemsize)))
-    lead = (1,) if len(arr.shape) == 3 else ()
-    return (*lead, *(min(n, side) for n in arr.shape[-2:]))
-
-
-def _bands(
-    shape: tuple[int, ...], chunks: tuple[int, ...], itemsize: int, band_bytes: int
-) -> list[slice]:
-    """Row ranges of whole output chunks, each about ``band_bytes`` (at least one chunk)."""
-    row_bytes = math.prod(shape) // shape[-2] * itemsize
-    step = chunks[-2] * max(1, band_bytes // max(1, row_bytes * chunks[-2]))
-    return [slice(r, min(r + step, shape[-2])) for r in range(0, shape[-2], step)]
-
-
-@contextlib.contextmanager
-def _writer(
-    out: Path, shape: tuple[int, ...], dtype: str, chunks: tuple[int, ...], overwrite: bool = True
-) -> Any:
-    """A ``write(rows, band)`` function into a temporary output that replaces ``out``
-    (through :mod:`convkit.fileio`) only when the block exits without an error."""
-    if out.suffix.lower() == ".zarr":
-        import zarr
-
-        with atomic_directory(out, overwrite=overwrite) as tmp:
-            store = zarr.create_array(str(tmp), shape=shape, dtype=dtype, chunks=chunks)
-
-            def write_zarr(rows: slice, band: np.ndarray) -> None:
-                store[(..., rows, slice(None))] = band
-
-            yield write_zarr
-        return
-    with atomic_path(out, overwrite=overwrite) as name:
-        mm = np.lib.format.open_memmap(name, mode="w+", dtype=dtype, shape=shape)
-
-        def write_npy(rows: slice, band: np.ndarray) -> None:
-            mm[(..., rows, slice(None))] = band
-
-        yield write_npy
-        mm.flush()
+    shape = tuple(arr.shape)
+    return (*(1,) * (len(shape) - 2), *(max(1, min(n, side)) for n in shape[-2:]))

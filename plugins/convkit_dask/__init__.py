@@ -90,6 +90,16 @@ class DaskBackend(Backend):
         chunks = like.chunks if tuple(like.shape) == array.shape else "auto"
         return ops.asarray(array, chunks)
 
+    def store(self, obj: Any, target: Any) -> None:
+        """Compute a lazy result into ``target`` on the scheduler its call was given
+        (:func:`convkit_dask.store.store`): into a Zarr array, each block is written by
+        the worker that computed it."""
+        if not self.owns(obj):
+            return super().store(obj, target)
+        from convkit_dask import store
+
+        store.store(obj, target, _recall(obj))
+
     def check_options(self, options: Mapping[str, Any]) -> None:
         inner, source = settings.setting("inner", options)
         if not isinstance(inner, str) or parse_backend(inner, source)[0] == self.name:
@@ -154,6 +164,41 @@ class DaskBackend(Backend):
         w = self._small(weight, "weight", options)
         b = None if bias is None else self._small(bias, "bias", options)
         y = ops.conv(x, w, b, spec, inner=self._inner(x, spec, options))
+        _remember(y, options)
+        return y
+
+    def conv_vjp(
+        self,
+        x: Any,
+        weight: Any,
+        grad_out: Any,
+        spec: ConvSpec,
+        bias: bool,
+        options: Mapping[str, Any],
+    ) -> tuple[Any, Any, Any | None]:
+        """Lazy gradients, block by block (:func:`convkit_dask.ops.conv_vjp`): only the
+        weights are held in memory. A gradient returned in the type of a NumPy argument
+        (the weight's, usually) is computed on the call's scheduler."""
+        from convkit_dask import ops
+
+        w = self._small(weight, "weight", options)
+        inner = self._inner(x, spec, options)
+        grads = ops.conv_vjp(x, w, grad_out, spec, bias, inner=inner)
+        for g in grads:
+            if g is not None:
+                _remember(g, options)
+        return grads
+
+    def conv_transpose(
+        self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]
+    ) -> Any:
+        """A lazy transposed convolution, chunk by chunk
+        (:func:`convkit_dask.ops.conv_transpose`)."""
+        from convkit_dask import ops
+
+        w = self._small(weight, "weight", options)
+        b = None if bias is None else self._small(bias, "bias", options)
+        y = ops.conv_transpose(x, w, b, spec, inner=self._inner(x, spec, options))
         _remember(y, options)
         return y
 
