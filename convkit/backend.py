@@ -58,6 +58,13 @@ class Capabilities:
     """Whether the default backend ``auto`` may run this backend on arrays in host
     memory that another backend owns (NumPy arrays, CPU tensors): its :meth:`~Backend.asarray`
     takes a NumPy array without copying it or moving it off the host."""
+    generic: bool = False
+    """Whether this backend claims arrays of many libraries (any Array API array): the
+    core offers it an array only after every other backend has declined it, so a
+    dedicated backend always keeps its own type."""
+    missing: tuple[tuple[str, str], ...] = ()
+    """Methods and dtypes this backend lacks here, each with the reason, for the error a
+    call asking for one gets (``("fft", "namespace X has no fft extension")``)."""
     costs: CostModel = field(default_factory=CostModel)
 
     def supports_ndim(self, d: int) -> bool:
@@ -147,6 +154,16 @@ class Backend:
         [0.0, 1.0, 2.0]
         """
         target[...] = self.to_numpy(obj)
+
+    def describe(self) -> list[str]:
+        """Lines ``convkit backends`` prints about this backend beyond its table row
+        (what it has seen or can reach); none by default.
+
+        >>> import convkit as ck
+        >>> ck.checks.registered_backend("numpy").describe()
+        []
+        """
+        return []
 
     def in_host_memory(self, obj: Any) -> bool:
         """Whether ``obj``, an array this backend owns, lives in host memory and

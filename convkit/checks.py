@@ -67,8 +67,10 @@ def check_capabilities(
             f"call has {spec.ndim}"
         )
     if dtype not in caps.dtypes:
+        why = dict(caps.missing).get(dtype)
         raise TypeError(
-            f"backend {name!r} does not support dtype {dtype}; it supports {', '.join(caps.dtypes)}"
+            f"backend {name!r} does not support dtype {dtype}{f' ({why})' if why else ''}; it "
+            f"supports {', '.join(caps.dtypes)}"
         )
     if spec.groups > 1 and not caps.groups:
         raise ValueError(f"backend {name!r} does not support groups > 1")

@@ -94,6 +94,10 @@ def _backends(args: argparse.Namespace) -> int:
     for info in infos:
         if not info.available:
             print(f"\n{info.name}: unavailable: {info.reason}")
+            continue
+        backend = registry.get(info.name)
+        for line in backend.describe() if backend is not None else []:
+            print(f"\n{info.name}: {line}")
     disabled = plugins.host().disabled
     if disabled:
         print(f"\ndisabled by CONVKIT_DISABLED_PLUGINS: {', '.join(disabled)}")

@@ -18,12 +18,17 @@ the backend; :func:`run` does the rest, the same way for every operation:
 
 Steps 3-5 are a :class:`Plan`; a call that repeats an earlier call's signature runs the
 earlier call's plan directly (:mod:`convkit.plans`).
+
+Why this module is long: it is that one path, every step of it, so that one reading
+shows how any call runs; splitting the steps apart would scatter a single sequence.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -75,6 +80,36 @@ class CallOptions(selection.BackendOptions):
         return calibration.cost_model(self._backend, options)
 
 
+_call_arrays: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
+    "convkit_call_arrays", default=()
+)
+
+
+def call_arrays() -> tuple[Any, ...]:
+    """The input arrays of the call under way (empty outside one): a backend that serves
+    many array libraries reads from them which one, and which device, the call is on.
+
+    >>> call_arrays()
+    ()
+    """
+    return _call_arrays.get()
+
+
+@contextlib.contextmanager
+def calling(arrays: Sequence[Any]) -> Iterator[None]:
+    """Make ``arrays`` the call's arrays (:func:`call_arrays`) within the block.
+
+    >>> with calling([np.ones(2)]):
+    ...     len(call_arrays())
+    1
+    """
+    token = _call_arrays.set(tuple(arrays))
+    try:
+        yield
+    finally:
+        _call_arrays.reset(token)
+
+
 def operands(host: plugins.PluginHost, **arrays: Any) -> dict[str, Operand]:
     """Each named array as an :class:`Operand` (lists and scalars become NumPy arrays,
     non-native byte order becomes native); ``None`` stays out."""
@@ -116,10 +151,11 @@ def run(
     settled on is kept for the next call with that signature, unless ``keep_plan(choice)``
     says that the choice depended on more than the signature.
     """
-    target, bsel, choice = choose(
-        host, sel, [(o.owner, o.array) for o in inputs], method, costs, cross, methods=methods
-    )
-    compute_dtype = dtype(target, choice) if callable(dtype) else dtype
+    with calling([o.array for o in inputs]):  # the choices below read the call's arrays
+        target, bsel, choice = choose(
+            host, sel, [(o.owner, o.array) for o in inputs], method, costs, cross, methods=methods
+        )
+        compute_dtype = dtype(target, choice) if callable(dtype) else dtype
     device = inputs[0].owner.device_of(inputs[0].array)
     plan = Plan(
         host,
@@ -206,8 +242,12 @@ class Plan:
 
     def __call__(self, *arrays: Any) -> tuple[Any, ...]:
         """The results for ``arrays`` (the operands in order; ``None`` entries skipped)."""
-        host, target, dtype, options = self.host, self.target, self.dtype, self.options
         present = [a for a in arrays if a is not None]
+        with calling(present):
+            return self._run(present)
+
+    def _run(self, present: list[Any]) -> tuple[Any, ...]:
+        host, target, dtype, options = self.host, self.target, self.dtype, self.options
         converted = [
             to_backend(host, target, owner, a, dtype, options)
             for owner, a in zip(self.owners, present, strict=True)
@@ -249,6 +289,19 @@ def choose(
             f"method={method!r} is not a method; expected one of "
             f"{', '.join(repr(m) for m in methods)}"
         )
+    with calling([a for _, a in inputs]):
+        return _choose(host, sel, inputs, method, method_costs, cross, run)
+
+
+def _choose(
+    host: plugins.PluginHost,
+    sel: selection.Selection,
+    inputs: list[tuple[Backend, Any]],
+    method: str,
+    method_costs: planner.MethodCosts,
+    cross: bool,
+    run: bool,
+) -> tuple[Backend, selection.Selection, MethodChoice]:
     owner = inputs[0][0]
     if sel.name == selection.AUTO:
         host_inputs = cross and all(o.in_host_memory(a) for o, a in inputs)
@@ -336,16 +389,18 @@ def as_array(obj: Any) -> Any:
 
 
 def owner_of(host: plugins.PluginHost, obj: Any, argument: str) -> Backend:
-    """The backend whose array type ``obj`` is (the first registered that owns it),
-    remembered per type for this set of plugins."""
+    """The backend whose array type ``obj`` is (the first registered that owns it, a
+    ``generic`` one only when no other does), remembered per type for this set of
+    plugins."""
     kind = type(obj)
     found = host.owners.get(kind)
     if found is not None:
         return found
     registry = host.registry
-    for name in registry.names():
-        candidate = registry.get(name)
-        if candidate is not None and candidate.owns(obj):
+    candidates = [b for b in map(registry.get, registry.names()) if b is not None]
+    candidates.sort(key=lambda b: b.capabilities.generic)  # stable: dedicated ones first
+    for candidate in candidates:
+        if candidate.owns(obj):
             host.owners[kind] = candidate
             return candidate
     raise TypeError(

@@ -40,6 +40,9 @@ def conv_costs(spec: ConvSpec, dtype: str, op: str, method: str = "auto") -> pla
             return {
                 "auto": direct.cheapest(model, vjp.input_grad_spec(spec), dtype, methods)[1]
             }, note
+        missing = dict(target.capabilities.missing)
+        if method in missing:
+            raise ValueError(f"{missing[method]}; use method='direct'")
         if method not in ("auto", *methods):
             raise ValueError(
                 f"method={method!r} is not a method of backend {target.name!r}; it "
@@ -86,6 +89,8 @@ def signal_costs(
         compute = signal_compute_dtype(dtype, has_f64)
         if compute not in caps.dtypes and compute not in INTEGER_DTYPES:
             via = f" (computed in {compute})" if compute != dtype else ""
+            why = dict(caps.missing).get(compute)
+            via += f" ({why})" if why else ""
             raise TypeError(
                 f"backend {target.name!r} does not support dtype {dtype}{via}; it supports "
                 f"{', '.join(caps.dtypes)}"
@@ -128,8 +133,14 @@ def signal_method(
             f"it supports {target.capabilities.describe_ndim()} spatial dimensions (use "
             f"method='fft' or 'auto')"
         )
+    missing = dict(target.capabilities.missing)
+    if method in missing:
+        raise ValueError(f"{missing[method]}; use method='direct'")
     if method != "auto":
         return MethodChoice(method, target.name, costs, "requested")
+    if "fft" in missing:
+        costs["fft"] = math.inf
+        return MethodChoice("direct", target.name, costs, missing["fft"])
     if not fft_exact:
         costs["fft"] = math.inf
         return MethodChoice(

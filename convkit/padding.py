@@ -192,11 +192,11 @@ def pad_adjoint(
             continue
         ax = first + i
         lead = (slice(None),) * ax
-        out = g[(*lead, slice(lo, lo + n))]
+        out = g[(*lead, slice(lo, lo + n), ...)]
         if mode != "zeros":
             index = pad_indices(n, lo, hi, mode)
             for p0, s0, length, step in (*_runs(index, 0, lo), *_runs(index, lo + n, lo + n + hi)):
-                part = g[(*lead, slice(p0, p0 + length))]
+                part = g[(*lead, slice(p0, p0 + length), ...)]
                 if step == 0:
                     part = xp.sum(part, axis=ax, keepdims=True)
                 elif step < 0:
@@ -232,8 +232,8 @@ def _add_at(xp: Any, out: Any, part: Any, ax: int, start: int) -> Any:
     stop = start + part.shape[ax]
     lead = (slice(None),) * ax
     pieces = [
-        out[(*lead, slice(0, start))],
-        out[(*lead, slice(start, stop))] + part,
-        out[(*lead, slice(stop, out.shape[ax]))],
+        out[(*lead, slice(0, start), ...)],
+        out[(*lead, slice(start, stop), ...)] + part,
+        out[(*lead, slice(stop, out.shape[ax]), ...)],
     ]
     return xp.concat([p for p in pieces if p.shape[ax]], axis=ax)

@@ -112,7 +112,7 @@ def test_bad_arguments(x, w, kwargs, error, match) -> None:
 def test_unknown_backend_lists_registered_and_suggests() -> None:
     with pytest.raises(
         ValueError,
-        match=r"unknown backend 'nmupy' \(from argument\); registered backends: dask, numpy, scipy.*did you mean 'numpy'\?",
+        match=r"unknown backend 'nmupy' \(from argument\); registered backends: array_api, dask, numpy, scipy.*did you mean 'numpy'\?",
     ):
         ck.conv(X, W, backend="nmupy")
 

@@ -232,7 +232,18 @@ def test_broken_plugins_are_reported_and_isolated(plugin_site: Path) -> None:
     )
     names = eval(out.split("NAMES ")[1].splitlines()[0])
     assert sorted(names) == sorted(
-        ["crash", "dask", "good", "limited", "numpy", "scipy", "short", "single", "torch"]
+        [
+            "array_api",
+            "crash",
+            "dask",
+            "good",
+            "limited",
+            "numpy",
+            "scipy",
+            "short",
+            "single",
+            "torch",
+        ]
     )  # no 'half' left behind
     assert "WARNINGS 7" in out
     assert "GOOD [[[2.0, 2.0, 2.0]]]" in out
@@ -261,12 +272,12 @@ def test_autoload_switch_loads_only_the_builtins(plugin_site: Path) -> None:
         CONVKIT_DISABLE_PLUGIN_AUTOLOAD="1",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['dask', 'numpy', 'scipy', 'torch'] []"
+    assert result.stdout.strip() == "['array_api', 'dask', 'numpy', 'scipy', 'torch'] []"
 
 
 def test_builtins_register_through_entry_points() -> None:
     info = {b.name: b for b in ck.list_backends()}
-    for name in ("numpy", "scipy", "torch", "dask"):
+    for name in ("numpy", "scipy", "torch", "dask", "array_api"):
         assert info[name].plugin == name
         assert info[name].distribution == "convkit"
         assert info[name].version == ck.__version__

@@ -108,7 +108,7 @@ def dilate(xp: Any, w: Any, dilation: Sequence[int]) -> Any:
         w = xp.concat([w, xp.zeros(tuple(shape), dtype=w.dtype, device=_device(w))], axis=ax + 1)
         shape = list(w.shape)
         w = xp.reshape(w, (*shape[:ax], k * dl, *shape[ax + 2 :]))
-        w = w[(*(slice(None),) * ax, slice(0, (k - 1) * dl + 1))]
+        w = w[(*(slice(None),) * ax, slice(0, (k - 1) * dl + 1), ...)]
     return w
 
 
@@ -131,7 +131,7 @@ def conv_fn(backend: ArrayBackend, options: Mapping[str, Any]) -> ConvFn:
             cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
             one = dataclasses.replace(spec, in_channels=cg, out_channels=og, groups=1)
             parts = [
-                conv(x[:, g * cg : (g + 1) * cg], w[g * og : (g + 1) * og], one)
+                conv(x[:, g * cg : (g + 1) * cg, ...], w[g * og : (g + 1) * og, ...], one)
                 for g in range(spec.groups)
             ]
             return xp.concat(parts, axis=1)
@@ -158,7 +158,9 @@ def method_costs(
     >>> sorted(method_costs(CostModel(), spec, "float64", ("direct", "fft", "winograd")))
     ['direct', 'fft', 'winograd']
     """
-    costs = {"direct": model.conv_direct(spec), "fft": model.conv_fft(spec)}
+    costs = {"direct": model.conv_direct(spec)}
+    if "fft" in methods:
+        costs["fft"] = model.conv_fft(spec)
     if "winograd" in methods and winograd.applies(spec) and dtype in TOLERANCE:
         tile = winograd_tile(dtype, spec)
         if tile is not None:

@@ -171,8 +171,8 @@ def _overlap_add(xp: Any, y: Any, pos: int, block: int, length: int) -> Any:
     tail = m - block
     assert tail <= block, "overlap-add needs blocks at least as long as the kernel"
     lead = (slice(None),) * pos
-    heads = y[(*lead, slice(None), slice(0, block))]
-    tails = _pad_axis(xp, y[(*lead, slice(None), slice(block, m))], pos + 1, block)
+    heads = y[(*lead, slice(None), slice(0, block), ...)]
+    tails = _pad_axis(xp, y[(*lead, slice(None), slice(block, m), ...)], pos + 1, block)
     shape = list(y.shape)
     flat = (*shape[:pos], nb * block, *shape[pos + 2 :])
     heads = _pad_axis(xp, xp.reshape(heads, flat), pos, (nb + 1) * block)
@@ -183,7 +183,7 @@ def _overlap_add(xp: Any, y: Any, pos: int, block: int, length: int) -> Any:
         [xp.zeros(tuple(zeros_shape), dtype=y.dtype, device=_device(y)), tails], axis=pos
     )
     out = heads + tails
-    return out[(*lead, slice(0, length))]
+    return out[(*lead, slice(0, length), ...)]
 
 
 def fft_conv(
@@ -229,7 +229,7 @@ def fft_conv(
     step = max(1, workspace_bytes // max(1, spec.in_channels * nfreq * itemsize))
     parts = []
     for n0 in range(0, spec.batch, step):
-        chunk = xpad[n0 : n0 + step]
+        chunk = xpad[n0 : min(spec.batch, n0 + step), ...]
         nb = chunk.shape[0]
         xf = forward(chunk, s=lengths, axes=axes)
         xf = xp.permute_dims(xp.reshape(xf, (nb, g, cg, nfreq)), (3, 1, 0, 2))  # (F, G, n, Cg)

@@ -241,7 +241,7 @@ def _chunk(
     order = (1, 0, *range(2, 2 + d))  # (C, n, *tiles): channels outermost
     views = []
     for pos in np.ndindex(*(tile + 2,) * d):
-        sl = tuple(slice(p, p + tile * t, tile) for p, t in zip(pos, tiles, strict=True))
+        sl = tuple(slice(p, p + tile * (t - 1) + 1, tile) for p, t in zip(pos, tiles, strict=True))
         views.append(xp.permute_dims(xc[(slice(None), slice(None), *sl)], order))
     count = n * math.prod(tiles)
     dd = xp.reshape(xp.stack(views, axis=0), (a, c * count))
@@ -336,7 +336,7 @@ def winograd_conv(
     for n0 in range(0, spec.batch, images):
         for r0 in range(0, tiles[0], rows):
             rt = min(rows, tiles[0] - r0)
-            xc = xpad[n0 : n0 + images, :, r0 * tile : (r0 + rt) * tile + 2]
+            xc = xpad[n0 : min(spec.batch, n0 + images), :, r0 * tile : (r0 + rt) * tile + 2, ...]
             y = _chunk(xp, xc, bb, u, aa, bias_c, [rt, *tiles[1:]], tile)
             _scatter(xp, out, y, n0, r0 * tile, tile)
     return out

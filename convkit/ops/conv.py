@@ -93,7 +93,7 @@ def conv(
 
     def arguments(arrays: list[Any], choice: Any) -> tuple[Any, ...]:
         xb, wb, *bb = arrays
-        return (xb if batched else xb[None], wb, bb[0] if bb else None, planned(choice.method))
+        return (xb if batched else xb[None, ...], wb, bb[0] if bb else None, planned(choice.method))
 
     (y,) = dispatch.run(
         host,
@@ -104,7 +104,7 @@ def conv(
         method=method,
         methods=("auto", *CONV_METHODS),
         arguments=arguments,
-        outputs=lambda target, y, computed_in: (y if batched else y[0],),
+        outputs=lambda target, y, computed_in: (y if batched else y[0, ...],),
         expected=[Output(_unbatched(spec.output_shape, batched), dtype, "x")],
         dtype=dtype,
         signature=signature,
@@ -173,11 +173,11 @@ def conv_vjp(
 
     def arguments(arrays: list[Any], choice: Any) -> tuple[Any, ...]:
         xb, wb, gb = arrays
-        return (xb if batched else xb[None], wb, gb if batched else gb[None], spec, bias)
+        return (xb if batched else xb[None, ...], wb, gb if batched else gb[None, ...], spec, bias)
 
     def outputs(target: Any, grads: tuple[Any, Any, Any], computed_in: str) -> tuple[Any, ...]:
         grad_x, grad_w, grad_b = grads
-        return (grad_x if batched else grad_x[0], grad_w, grad_b)
+        return (grad_x if batched else grad_x[0, ...], grad_w, grad_b)
 
     grad_x, grad_w, grad_b = dispatch.run(
         host,
@@ -249,7 +249,7 @@ def conv_transpose(
 
     def arguments(arrays: list[Any], choice: Any) -> tuple[Any, ...]:
         xb, wb, *bb = arrays
-        return (xb if batched else xb[None], wb, bb[0] if bb else None, spec)
+        return (xb if batched else xb[None, ...], wb, bb[0] if bb else None, spec)
 
     shape = (spec.batch, spec.in_channels, *spec.input_size)
     (y,) = dispatch.run(
@@ -259,7 +259,7 @@ def conv_transpose(
         op="conv_transpose",
         costs=conv_costs(spec, dtype, "transpose"),
         arguments=arguments,
-        outputs=lambda target, y, computed_in: (y if batched else y[0],),
+        outputs=lambda target, y, computed_in: (y if batched else y[0, ...],),
         expected=[Output(_unbatched(shape, batched), dtype, "x")],
         dtype=dtype,
         signature=signature,

@@ -107,7 +107,10 @@ def _signal(
         empty = np.zeros(spec.output_shape, dtype=dtype)
         return dispatch.call(host, a.owner, "restore", empty, a.array)
     integer = dtype in INTEGER_DTYPES
-    mags = dtypes.magnitudes(dtype, (a.owner.namespace(), a.array), (b.owner.namespace(), b.array))
+    with dispatch.calling([a.array, b.array]):  # a backend of many libraries: theirs
+        mags = dtypes.magnitudes(
+            dtype, (a.owner.namespace(), a.array), (b.owner.namespace(), b.array)
+        )
 
     def compute_dtype(target: Backend, choice: MethodChoice) -> str:
         """The dtype ``target`` computes in, by the method chosen; warns where SciPy

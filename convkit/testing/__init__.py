@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -161,6 +161,8 @@ def check_grads(
     step: float = 1e-3,
     rtol: float = 1e-6,
     seed: int = 0,
+    native: Callable[[Any], Any] | None = None,
+    host: Callable[[Any], np.ndarray] = np.asarray,
     **kwargs: Any,
 ) -> None:
     """Check ``conv_vjp`` against central finite differences of ``conv`` on ``backend``.
@@ -169,6 +171,8 @@ def check_grads(
     must satisfy ``<grad_x, d> = <v, (conv(x + step d) - conv(x - step d)) / 2 step>``,
     and likewise for the weight and bias. Computes in float64; raises ``AssertionError``
     with the two numbers when they differ by more than ``rtol`` relative to their size.
+    ``native`` turns each NumPy argument into the array type the calls take (default:
+    NumPy as it is), ``host`` turns results back into NumPy.
 
     >>> check_grads("numpy", (2, 3, 7), (4, 3, 3), stride=2, padding=1, padding_mode="reflect")
     """
@@ -179,12 +183,16 @@ def check_grads(
     w = rng.standard_normal(tuple(w_shape))
     b = rng.standard_normal(w_shape[0]) if bias else None
 
+    def to(a: Any) -> Any:
+        return a if native is None or a is None else native(a)
+
     def f(xx: np.ndarray, ww: np.ndarray, bb: np.ndarray | None) -> np.ndarray:
-        return np.asarray(ck.conv(xx, ww, bb, backend=backend, method="direct", **kwargs))
+        return host(ck.conv(to(xx), to(ww), to(bb), backend=backend, method="direct", **kwargs))
 
     y = f(x, w, b)
     v = rng.standard_normal(y.shape)
-    grads = ck.conv_vjp(x, w, v, bias=bias, backend=backend, **kwargs)
+    native_grads = ck.conv_vjp(to(x), to(w), to(v), bias=bias, backend=backend, **kwargs)
+    grads = [None if g is None else host(g) for g in native_grads]
     args: list[Any] = [x, w, b]
     for k, name in enumerate(("x", "weight", "bias")):
         if args[k] is None:

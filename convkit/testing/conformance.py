@@ -9,6 +9,11 @@ the backend selection string (``"mybackend"``, or ``"torch:cuda"`` with a device
         def backend(self):
             return "mine"
 
+A backend of its own array type (a library without NumPy arrays) also overrides the
+``native`` fixture (a function turning a NumPy array into one of its arrays) and the
+``host`` fixture (one turning a result back into NumPy): the suite then hands every
+call native arrays and checks that the results are native too.
+
 Each result is compared with :func:`convkit.testing.reference_conv`, the formula written
 as plain loops. Cases that need a capability the backend does not declare (a dtype, a
 number of spatial dims, groups, dilation, a padding mode) are skipped with that reason.
@@ -113,23 +118,47 @@ def _arrays(
     return x, w, b
 
 
-class _ConvConformance:
+def _numpy(a: Any) -> Any:
+    return a
+
+
+class _Arrays:
+    """The arrays the suite hands to the backend: NumPy by default."""
+
+    @pytest.fixture
+    def native(self) -> Any:
+        """A NumPy array (or ``None``) as the array the calls take."""
+        return _numpy
+
+    @pytest.fixture
+    def host(self) -> Any:
+        """A result as a NumPy array."""
+        return np.asarray
+
+
+class _ConvConformance(_Arrays):
     """``conv`` against the formula, on one backend."""
 
     @pytest.mark.parametrize("method", ["direct", "fft"])
     @pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
     @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-    def test_matches_reference(self, backend: str, case: Case, dtype: str, method: str) -> None:
+    def test_matches_reference(
+        self, backend: str, case: Case, dtype: str, method: str, native: Any, host: Any
+    ) -> None:
         _require(_backend(backend), len(case.x) - 2, dtype, case.kwargs)
         x, w, b = _arrays(case, dtype)
-        y = ck.conv(x, w, b, method=method, backend=backend, **case.kwargs)
-        assert isinstance(y, np.ndarray)
+        xn = native(x)
+        y = ck.conv(xn, native(w), native(b), method=method, backend=backend, **case.kwargs)
+        assert type(y) is type(xn)
+        y = host(y)
         assert y.dtype == np.dtype(dtype)
         assert_close(y, reference_conv(x, w, b, **case.kwargs), dtype, method=method)
 
     @pytest.mark.parametrize("dtype", ["float32", "float64", "complex128"])
     @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-    def test_winograd_matches_reference(self, backend: str, case: Case, dtype: str) -> None:
+    def test_winograd_matches_reference(
+        self, backend: str, case: Case, dtype: str, native: Any, host: Any
+    ) -> None:
         """``method="winograd"``, where the backend declares it and the call is one it
         applies to (3-tap kernels, stride 1, dilation 1), within the same tolerance."""
         from convkit.algorithms import winograd
@@ -142,22 +171,30 @@ class _ConvConformance:
         if not winograd.applies(ConvSpec.build(case.x, case.w, **case.kwargs)):
             pytest.skip("winograd needs 3-tap kernels, stride 1 and dilation 1 in 1-2 dims")
         x, w, b = _arrays(case, dtype)
-        y = ck.conv(x, w, b, method="winograd", backend=backend, **case.kwargs)
+        y = host(
+            ck.conv(
+                native(x), native(w), native(b), method="winograd", backend=backend, **case.kwargs
+            )
+        )
         assert y.dtype == np.dtype(dtype)
         assert_close(y, reference_conv(x, w, b, **case.kwargs), dtype)
 
     @pytest.mark.parametrize("method", ["direct", "fft"])
     @pytest.mark.parametrize("mode", PADDING_MODES)
-    def test_every_method_pads_every_mode(self, backend: str, mode: str, method: str) -> None:
+    def test_every_method_pads_every_mode(
+        self, backend: str, mode: str, method: str, native: Any, host: Any
+    ) -> None:
         kwargs: dict[str, Any] = dict(padding=((4, 1), (0, 6)), padding_mode=mode, stride=(2, 1))
         _require(_backend(backend), 2, "float64", kwargs)
         x, w, b = _arrays(Case("m", (2, 2, 5, 4), (3, 2, 3, 2)), "float64")
-        y = ck.conv(x, w, b, method=method, backend=backend, **kwargs)
+        y = host(ck.conv(native(x), native(w), native(b), method=method, backend=backend, **kwargs))
         assert_close(y, reference_conv(x, w, b, **kwargs), method=method)
 
     @pytest.mark.parametrize("ndim", [1, 2, 3, 4])
     @pytest.mark.parametrize("mode", PADDING_MODES)
-    def test_padding_modes_any_width(self, backend: str, mode: str, ndim: int) -> None:
+    def test_padding_modes_any_width(
+        self, backend: str, mode: str, ndim: int, native: Any, host: Any
+    ) -> None:
         # widths up to twice the input size: the pattern keeps repeating, as numpy.pad
         kwargs: dict[str, Any] = dict(
             padding_mode=mode, padding=[(3, 5), (1, 0), (0, 2), (4, 1)][:ndim]
@@ -166,63 +203,67 @@ class _ConvConformance:
         shape = (2, 3, 3, 2, 2)[:ndim]
         case = Case(f"{mode}-{ndim}d", (1, 2, *shape), (2, 2, *(2,) * ndim), kwargs)
         x, w, b = _arrays(case, "float64", seed=ndim)
-        y = ck.conv(x, w, b, backend=backend, **kwargs)
+        y = host(ck.conv(native(x), native(w), native(b), backend=backend, **kwargs))
         assert_close(y, reference_conv(x, w, b, **kwargs))
 
     @pytest.mark.parametrize("alias", ["constant", "edge", "nearest", "wrap", "mirror"])
-    def test_padding_mode_aliases(self, backend: str, alias: str) -> None:
+    def test_padding_mode_aliases(self, backend: str, alias: str, native: Any, host: Any) -> None:
         _require(_backend(backend), kwargs={"padding_mode": alias})
         x, w, b = _arrays(Case("alias", (1, 2, 6), (2, 2, 3)), "float64")
-        y = ck.conv(x, w, b, padding=2, padding_mode=alias, backend=backend)
+        xn, wn, bn = native(x), native(w), native(b)
+        y = host(ck.conv(xn, wn, bn, padding=2, padding_mode=alias, backend=backend))
         assert_close(y, reference_conv(x, w, b, padding=2, padding_mode=alias))
 
-    def test_unbatched(self, backend: str) -> None:
+    def test_unbatched(self, backend: str, native: Any, host: Any) -> None:
         _require(_backend(backend), 2)
         x, w, b = _arrays(Case("u", (1, 3, 6, 5), (2, 3, 3, 3)), "float64")
-        y = ck.conv(x[0], w, b, padding=1, backend=backend)
+        y = host(ck.conv(native(x[0]), native(w), native(b), padding=1, backend=backend))
         assert y.shape == (2, 6, 5)
         assert_close(y, reference_conv(x, w, b, padding=1)[0])
 
-    def test_noncontiguous_inputs(self, backend: str) -> None:
+    def test_noncontiguous_inputs(self, backend: str, native: Any, host: Any) -> None:
         _require(_backend(backend), 2)
         rng = np.random.default_rng(1)
         x = rng.standard_normal((7, 4, 3, 2)).transpose(3, 2, 0, 1)  # (2, 3, 7, 4), F-order
         w = rng.standard_normal((3, 3, 6, 4))[:, :, ::2, ::-2]  # strided and reversed
         b = rng.standard_normal(6)[::2]
         assert not (x.flags.c_contiguous or w.flags.c_contiguous or b.flags.c_contiguous)
-        y = ck.conv(x, w, b, padding=1, backend=backend)
+        y = host(ck.conv(native(x), native(w), native(b), padding=1, backend=backend))
         assert_close(y, reference_conv(x, w, b, padding=1))
 
-    def test_zero_size_batch(self, backend: str) -> None:
+    def test_zero_size_batch(self, backend: str, native: Any, host: Any) -> None:
         _require(_backend(backend), 2)
         x = np.zeros((0, 3, 5, 5))
         w = np.ones((2, 3, 3, 3))
-        y = ck.conv(x, w, padding="same", backend=backend)
+        y = host(ck.conv(native(x), native(w), padding="same", backend=backend))
         assert y.shape == (0, 2, 5, 5)
 
-    def test_mixed_precision_promotes(self, backend: str) -> None:
+    def test_mixed_precision_promotes(self, backend: str, native: Any, host: Any) -> None:
         _require(_backend(backend), 1, "float64")
         x, w, b = _arrays(Case("mix", (1, 2, 9), (3, 2, 4)), "float32")
-        y = ck.conv(x, w.astype(np.float64), b, backend=backend)
+        y = host(ck.conv(native(x), native(w.astype(np.float64)), native(b), backend=backend))
         assert y.dtype == np.float64
         assert_close(y, reference_conv(x, w, b), "float32")
 
-    def test_unsupported_dtype_is_a_clear_error(self, backend: str) -> None:
+    def test_unsupported_dtype_is_a_clear_error(self, backend: str, native: Any) -> None:
         be = _backend(backend)
         missing = [d for d in ("complex64", "complex128") if d not in be.capabilities.dtypes]
         if not missing:
             pytest.skip(f"backend {be.name!r} supports every dtype convkit knows")
         x = np.ones((1, 1, 4), dtype=missing[0])
         with pytest.raises(TypeError, match=f"{be.name}.*{missing[0]}"):
-            ck.conv(x, x[:, :, :2], backend=backend)
+            ck.conv(native(x), native(x[:, :, :2]), backend=backend)
 
-    def test_native_arrays_round_trip(self, backend: str) -> None:
+    def test_native_arrays_round_trip(self, backend: str, native: Any) -> None:
         be = _backend(backend)
         _require(be, 2, "float32")
         _, options = parse_backend(backend, "the conformance fixture")
         x, w, b = _arrays(Case("native", (2, 2, 6, 6), (3, 2, 3, 3)), "float32")
-        xn = be.asarray(x, "float32", options)
-        wn = be.asarray(w, "float32", options)
+        if native is _numpy:
+            xn = be.asarray(x, "float32", options)
+            wn = be.asarray(w, "float32", options)
+        else:  # a backend of many libraries: arrays of the one the suite runs on
+            xn, wn = native(x), native(w)
         if not be.owns(xn):
             pytest.skip(f"backend {be.name!r} computes on another backend's arrays")
         y = ck.conv(xn, wn, b, stride=2, backend=backend)
@@ -238,7 +279,7 @@ SIGNAL_CASES = [
 ]
 
 
-class SignalConformance:
+class SignalConformance(_Arrays):
     """``convolve``, ``correlate``, ``conv_vjp`` and ``conv_transpose`` on one backend,
     against SciPy and convkit's own reference; mixed into :class:`BackendConformance`."""
 
@@ -246,7 +287,7 @@ class SignalConformance:
     @pytest.mark.parametrize("mode", ["full", "same", "valid"])
     @pytest.mark.parametrize("case", SIGNAL_CASES, ids=lambda c: f"{c[0]}*{c[1]}")
     def test_convolve_and_correlate_match_scipy(
-        self, backend: str, case: Any, mode: str, method: str
+        self, backend: str, case: Any, mode: str, method: str, native: Any, host: Any
     ) -> None:
         import scipy.signal
 
@@ -265,11 +306,13 @@ class SignalConformance:
             (ck.convolve, scipy.signal.fftconvolve(a64, b64, mode, axes=axes)),
             (ck.correlate, scipy.signal.fftconvolve(a64, flipped, mode, axes=axes)),
         ):
-            y = op(a, b, mode, axes=axes, method=method, backend=backend)
-            assert_close(y, reference, dtype, method="fft")
+            y = op(native(a), native(b), mode, axes=axes, method=method, backend=backend)
+            assert_close(host(y), reference, dtype, method="fft")
 
     @pytest.mark.parametrize("method", ["direct", "fft", "auto"])
-    def test_integers_stay_exact_or_are_refused(self, backend: str, method: str) -> None:
+    def test_integers_stay_exact_or_are_refused(
+        self, backend: str, method: str, native: Any, host: Any
+    ) -> None:
         import scipy.signal
 
         _require(_backend(backend))
@@ -277,13 +320,13 @@ class SignalConformance:
         b = np.arange(4099, 4199, dtype=np.int32)
         expected = scipy.signal.convolve(a.astype(np.int64), b.astype(np.int64), method="direct")
         try:
-            y = ck.convolve(a, b, method=method, backend=backend)
+            y = ck.convolve(native(a), native(b), method=method, backend=backend)
         except ValueError as exc:  # a clear refusal is allowed; a wrong answer is not
             assert "exact" in str(exc)
             return
-        np.testing.assert_array_equal(np.asarray(y), expected)
+        np.testing.assert_array_equal(host(y), expected)
 
-    def test_gradients_match_finite_differences(self, backend: str) -> None:
+    def test_gradients_match_finite_differences(self, backend: str, native: Any, host: Any) -> None:
         from convkit.testing import check_grads
 
         be = _backend(backend)
@@ -295,16 +338,20 @@ class SignalConformance:
             stride=2,
             padding=1,
             padding_mode="reflect" if "reflect" in be.capabilities.padding_modes else "zeros",
+            native=native,
+            host=host,
         )
 
-    def test_conv_transpose_is_the_adjoint_of_conv(self, backend: str) -> None:
+    def test_conv_transpose_is_the_adjoint_of_conv(
+        self, backend: str, native: Any, host: Any
+    ) -> None:
         be = _backend(backend)
         _require(be, 2, "float64")
         rng = np.random.default_rng(6)
         x, w = rng.standard_normal((2, 2, 9, 8)), rng.standard_normal((3, 2, 3, 2))
-        y = ck.conv(x, w, stride=2, padding=1, backend=backend)
+        y = host(ck.conv(native(x), native(w), stride=2, padding=1, backend=backend))
         v = rng.standard_normal(y.shape)
-        xt = ck.conv_transpose(v, w, stride=2, padding=1, backend=backend)
+        xt = host(ck.conv_transpose(native(v), native(w), stride=2, padding=1, backend=backend))
         assert xt.shape == x.shape
         np.testing.assert_allclose(np.sum(y * v), np.sum(x * xt), rtol=1e-9)
 
