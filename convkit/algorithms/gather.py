@@ -42,16 +42,26 @@ def direct_conv(
     >>> direct_conv(np, x, np.array([[[1.0, -1.0]]]), None, spec).tolist()
     [[[-1.0, -1.0, -1.0]]]
     """
+    cg, og = spec.in_channels // spec.groups, spec.out_channels // spec.groups
+    if spec.batch == 0 or 0 in spec.output_size:
+        return xp.zeros(spec.output_shape, dtype=xpad.dtype, device=array_device(xpad))
+    y = (
+        _per_tap(xp, xpad, w, spec)
+        if cg == og == 1
+        else _columns(xp, xpad, w, spec, workspace_bytes)
+    )
+    if bias is not None:
+        y = y + xp.reshape(bias, (-1, *(1,) * spec.ndim))
+    return y
+
+
+def _columns(xp: Any, xpad: Any, w: Any, spec: ConvSpec, workspace_bytes: int) -> Any:
+    """``conv`` without bias by im2col: per chunk of samples and rows, the tap slices
+    stacked into columns and one batched ``matmul`` with the weights."""
     g = spec.groups
     cg, og = spec.in_channels // g, spec.out_channels // g
-    d = spec.ndim
     out = spec.output_size
     taps = math.prod(spec.kernel_size)
-    if spec.batch == 0 or 0 in out:
-        return xp.zeros(spec.output_shape, dtype=xpad.dtype, device=array_device(xpad))
-    if cg == og == 1:
-        y = _per_tap(xp, xpad, w, spec)
-        return y if bias is None else y + xp.reshape(bias, (-1, *(1,) * d))
     w_rows = xp.reshape(w, (g, og, cg * taps))  # (G, Og, Cg*K), channel-major like columns
     itemsize = _itemsize(xp, xpad.dtype)
     per_row = spec.in_channels * taps * math.prod(out[1:]) * itemsize  # one sample, one row
@@ -64,22 +74,16 @@ def direct_conv(
         for r0 in range(0, out[0], rows):
             r1 = min(out[0], r0 + rows)
             size = (r1 - r0, *out[1:])
-            slices = []
-            for tap in itertools.product(*(range(k) for k in spec.kernel_size)):
-                index = [slice(n0, n1), slice(None)]
-                for i, (a, st, dl) in enumerate(zip(tap, spec.stride, spec.dilation, strict=True)):
-                    start = a * dl + (r0 if i == 0 else 0) * st
-                    index.append(slice(start, start + (size[i] - 1) * st + 1, st))
-                slices.append(xpad[tuple(index)])
+            slices = [
+                xpad[_tap_index(tap, spec, r0, size, slice(n0, n1))]
+                for tap in itertools.product(*(range(k) for k in spec.kernel_size))
+            ]
             cols = xp.stack(slices, axis=2)  # (n, C_in, K, *size)
             cols = xp.reshape(cols, (n1 - n0, g, cg * taps, math.prod(size)))
             y = xp.matmul(w_rows, cols)  # (n, G, Og, positions)
             row_parts.append(xp.reshape(y, (n1 - n0, spec.out_channels, *size)))
         parts.append(row_parts[0] if len(row_parts) == 1 else xp.concat(row_parts, axis=2))
-    y = parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
-    if bias is not None:
-        y = y + xp.reshape(bias, (-1, *(1,) * d))
-    return y
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
 
 
 def _per_tap(xp: Any, xpad: Any, w: Any, spec: ConvSpec) -> Any:
@@ -97,11 +101,7 @@ def _per_tap(xp: Any, xpad: Any, w: Any, spec: ConvSpec) -> Any:
         size = (min(out[0], r0 + rows) - r0, *out[1:])
         acc = None
         for tap, wt in zip(taps, weights, strict=True):
-            index: list[slice] = [slice(None), slice(None)]
-            for i, (a, st, dl) in enumerate(zip(tap, spec.stride, spec.dilation, strict=True)):
-                start = a * dl + (r0 if i == 0 else 0) * st
-                index.append(slice(start, start + (size[i] - 1) * st + 1, st))
-            term = wt * xpad[tuple(index)]
+            term = wt * xpad[_tap_index(tap, spec, r0, size, slice(None))]
             acc = term if acc is None else acc + term
         parts.append(acc)
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=2)
@@ -111,3 +111,15 @@ def _itemsize(xp: Any, dtype: Any) -> int:
     """Bytes per element of a floating or complex dtype of ``xp``."""
     size = 8 if xp.isdtype(dtype, "complex floating") else 4
     return 2 * size if dtype in (xp.float64, xp.complex128) else size
+
+
+def _tap_index(
+    tap: tuple[int, ...], spec: ConvSpec, r0: int, size: tuple[int, ...], samples: slice
+) -> tuple[slice, ...]:
+    """The index of the padded input that kernel tap ``tap`` reads for the outputs of
+    rows ``r0 ..`` (``size`` positions per axis) of ``samples``: one strided slice."""
+    index = [samples, slice(None)]
+    for i, (a, st, dl) in enumerate(zip(tap, spec.stride, spec.dilation, strict=True)):
+        start = a * dl + (r0 if i == 0 else 0) * st
+        index.append(slice(start, start + (size[i] - 1) * st + 1, st))
+    return tuple(index)

@@ -184,7 +184,7 @@ class ArrayAPIBackend(Backend):
     install_hint = "pip install -e '.[array-api]' in the convkit checkout"
     base = Capabilities(
         dtypes=FLOAT_DTYPES + COMPLEX_DTYPES,
-        devices=("any",),  # the array's own: a call never moves it
+        devices=("any",),  # the call's input's own: other arguments join it there
         options=(),
         array_types=("any Array API array",),
         generic=True,
@@ -200,7 +200,9 @@ class ArrayAPIBackend(Backend):
             return self.base
         from convkit import dispatch
 
-        if _current.get() is None and not dispatch.call_arrays():
+        if _current.get() is None and all(_is_numpy(a) for a in dispatch.call_arrays()):
+            # no array of another library in this call (NumPy's namespace has all of
+            # base): nothing to import or look up, on the path every NumPy call takes
             return self.base
         return capabilities_of(*self._context())
 
@@ -305,8 +307,9 @@ class ArrayAPIBackend(Backend):
         xp = array_api_compat.array_namespace(like)
         if not _is_numpy(obj) and array_api_compat.array_namespace(obj) is xp:
             return obj
-        dtype = getattr(xp, np.asarray(obj).dtype.name)
-        return xp.asarray(np.asarray(obj), dtype=dtype, device=array_api_compat.device(like))
+        host = self.to_numpy(obj)
+        dtype = getattr(xp, host.dtype.name)
+        return xp.asarray(host, dtype=dtype, device=array_api_compat.device(like))
 
     def namespace(self) -> Any:
         return self._context()[0]

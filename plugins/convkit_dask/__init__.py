@@ -147,9 +147,9 @@ class DaskBackend(Backend):
         return dataclasses.replace(model, call_overhead=overhead)
 
     def namespace(self) -> Any:
-        import array_api_compat.dask.array as xp
+        from convkit_dask import ops
 
-        return xp
+        return ops.namespace()
 
     def pad(self, x: Any, padding: tuple[tuple[int, int], ...], mode: str) -> Any:
         from convkit_dask import ops

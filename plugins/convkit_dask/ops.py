@@ -279,7 +279,7 @@ class Blocks:
             if h:
                 g = _overlap_add(g, 2 + i, pieces, h)
         spec = self.spec
-        return pad_adjoint(_namespace(), g, spec.padding, spec.input_size, spec.padding_mode)
+        return pad_adjoint(namespace(), g, spec.padding, spec.input_size, spec.padding_mode)
 
 
 def _shift(pieces: Sequence[int], low: int, halo: int) -> int:
@@ -309,7 +309,12 @@ def _shifted(pieces: Sequence[int], shift: int) -> tuple[int, ...]:
     return (pieces[0] + shift, *pieces[1:-1], pieces[-1] - shift)
 
 
-def _namespace() -> Any:
+def namespace() -> Any:
+    """The array-API namespace of Dask arrays (``array_api_compat``'s wrapper).
+
+    >>> namespace().__name__
+    'array_api_compat.dask.array'
+    """
     import array_api_compat.dask.array as xp
 
     return xp
