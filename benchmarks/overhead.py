@@ -76,7 +76,7 @@ def run(rounds: int, calls: int, calibrated: bool) -> dict[str, float]:
             for info in ck.list_backends():
                 if info.available:
                     b = plugins.host().registry.get(info.name)
-                    key = calibration.model_key(info.name, {})
+                    key = calibration.model_key(b, {})
                     models[key] = b.cost_model({})
                     versions[key] = calibration._version(b)
             calibration.save(models, versions)

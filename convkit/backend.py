@@ -5,13 +5,17 @@ through the methods below, with arrays already converted to the backend's own ty
 a :class:`~convkit.spec.ConvSpec` already checked. Importing a backend's module must be
 cheap: heavy libraries (torch, scipy) are imported inside the methods, never at module
 import, so ``import convkit`` and ``convkit backends`` stay fast.
+
+Why this module is long: it is the whole contract between the core and a backend — the
+capabilities, every method a backend may implement with its documented default, and the
+mix-in for NumPy-based backends — so that a plugin author reads it in one place.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,6 +30,48 @@ from convkit.signalspec import SignalSpec
 from convkit.spec import ConvSpec
 
 _DTYPE_NAMES: dict[Any, str] = {}
+
+PRECISIONS = ("highest", "fast")
+"""The values of the ``precision`` argument of the operations. ``"highest"`` (the
+default): every product and sum in the dtype itself, as the conformance suite checks
+(float32 is float32, not TF32 or bfloat16). ``"fast"``: a backend may let its library
+lower float32 arithmetic where the hardware gains from it (TF32 on NVIDIA tensor
+cores: a 10-bit mantissa, relative errors up to about 1e-3). A backend that has no
+such choice computes ``"fast"`` at the highest precision."""
+
+
+@contextlib.contextmanager
+def scoped_setting(settings: tuple[Any, ...], attribute: str, value: Any) -> Iterator[None]:
+    """Within the block, ``attribute`` of each object of ``settings`` is ``value``;
+    after it, each is exactly what it was: how a backend confines a library's
+    process-wide switch (a precision flag) to one call.
+
+    >>> import types
+    >>> flags = types.SimpleNamespace(mode="a")
+    >>> with scoped_setting((flags,), "mode", "b"):
+    ...     flags.mode
+    'b'
+    >>> flags.mode
+    'a'
+    """
+    before = [getattr(s, attribute) for s in settings]
+    try:
+        for s in settings:
+            setattr(s, attribute, value)
+        yield
+    finally:
+        for s, old in zip(settings, before, strict=True):
+            setattr(s, attribute, old)
+
+
+def precision_of(options: Mapping[str, Any]) -> str:
+    """The precision a backend method is asked for: ``options["precision"]``, which the
+    core sets on every call, else ``"highest"`` (a backend method called directly).
+
+    >>> precision_of({"precision": "fast"}), precision_of({})
+    ('fast', 'highest')
+    """
+    return str(options.get("precision", "highest"))
 
 
 @dataclass(frozen=True)
@@ -62,6 +108,10 @@ class Capabilities:
     """Whether this backend claims arrays of many libraries (any Array API array): the
     core offers it an array only after every other backend has declined it, so a
     dedicated backend always keeps its own type."""
+    precisions: tuple[str, ...] = ("highest",)
+    """The values of ``precision`` this backend computes differently (:data:`PRECISIONS`);
+    it accepts the others and computes them at ``"highest"``. The torch backend honours
+    ``"fast"`` (TF32 on CUDA)."""
     missing: tuple[tuple[str, str], ...] = ()
     """Methods and dtypes this backend lacks here, each with the reason, for the error a
     call asking for one gets (``("fft", "namespace X has no fft extension")``)."""
@@ -204,9 +254,34 @@ class Backend:
         return True
 
     def device_of(self, obj: Any) -> str:
-        """The kind of device an array this backend owns lives on (``"cpu"``,
-        ``"cuda"``); ``auto`` estimates a call on the input's own device."""
+        """The device an array this backend owns lives on, with its index where the
+        library has one (``"cpu"``, ``"cuda:1"``). A call runs on the device of its first
+        argument of this backend's type unless a ``device`` option says otherwise, and
+        the core hands it to the backend as ``options["device"]`` (on every device but
+        the CPU) so that arguments of other types join it there; ``auto`` estimates it
+        with that device's cost model."""
         return "cpu"
+
+    def device_key(self, device: str) -> str:
+        """What this machine's measured rates on ``device`` are stored under
+        (:func:`convkit.calibration.model_key`): the device's kind by default (``"cpu"``,
+        ``"cuda"``); a backend whose devices differ from one another names the model
+        and index (``"cuda:0 (NVIDIA H200)"``).
+
+        >>> import convkit as ck
+        >>> ck.checks.registered_backend("numpy").device_key("cpu")
+        'cpu'
+        """
+        return device.partition(":")[0]
+
+    def synchronize(self, obj: Any) -> None:
+        """Wait until the work that produces ``obj`` (an array of this backend, or a
+        tuple of them) is done: what a timing must end with on a device that runs
+        asynchronously (a CUDA stream). The default does nothing.
+
+        >>> import convkit as ck
+        >>> ck.checks.registered_backend("numpy").synchronize(np.ones(2))
+        """
 
     def cost_model(self, options: Mapping[str, Any]) -> CostModel:
         """The built-in cost model for a call with ``options`` (such as its device);
@@ -261,14 +336,17 @@ class Backend:
         backend's type and one dtype, with ``method`` ``"direct"`` or ``"fft"``; returns
         ``spec.output_shape``.
 
-        The default computes the direct method as one grouped :meth:`conv`
-        (:func:`convkit.algorithms.direct.direct_convolve`) and the FFT method by
-        :func:`convkit.algorithms.fft.fft_convolve` on :meth:`namespace`.
+        The default computes the direct method as one grouped :meth:`conv` by its
+        direct method (:func:`convkit.algorithms.direct.direct_convolve`; no transform
+        hides inside, so integers stay exact and ``method="direct"`` times as itself)
+        and the FFT method by :func:`convkit.algorithms.fft.fft_convolve` on
+        :meth:`namespace`.
         """
         xp = self.namespace()
         if method == "fft":
             return fft.fft_convolve(xp, in1, in2, spec, self.fft_module())
-        return direct.direct_convolve(xp, direct.conv_fn(self, options), in1, in2, spec)
+        conv = direct.conv_fn(self, options, methods=("direct",))
+        return direct.direct_convolve(xp, conv, in1, in2, spec)
 
     def conv(
         self, x: Any, weight: Any, bias: Any | None, spec: ConvSpec, options: Mapping[str, Any]

@@ -20,14 +20,16 @@ the ratios and the summary; the run goes on with the other candidates and worklo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
+import re
 import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -196,6 +198,137 @@ def _time(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+class Device:
+    """Where a run computes. ``"cpu"``: NumPy inputs, every available backend and the
+    peers of every library. A torch device (``"cuda"``, ``"cuda:1"``): the inputs as
+    tensors there, made once; the torch backend and ``auto`` against torch's and
+    torchaudio's functions on the same tensors; every call timed up to
+    ``torch.cuda.synchronize`` (the work done, not queued); memory as the growth of
+    ``torch.cuda.max_memory_allocated``; the peak that of a float32 matrix product
+    there with TF32 off.
+
+    >>> Device("cpu").put(np.ones(2)).tolist()
+    [1.0, 1.0]
+    """
+
+    def __init__(self, name: str = "cpu") -> None:
+        self.name = name
+        self.host = name == "cpu"
+        self.torch: Any = None
+        if self.host:
+            return
+        try:
+            import torch
+        except ImportError as exc:
+            raise ValueError(f"device={name!r} needs torch, which is not installed") from exc
+        try:
+            self.device = torch.device(name)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device={name!r} is not a torch device") from exc
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={name!r}: torch {torch.__version__} sees no CUDA device "
+                f"(torch.cuda.is_available() is False)"
+            )
+        count = torch.cuda.device_count() if self.device.type == "cuda" else 0
+        if self.device.index is not None and self.device.index >= count:
+            raise ValueError(f"device={name!r} does not exist; this machine has {count} GPU(s)")
+        self.torch = torch
+
+    @property
+    def cuda(self) -> bool:
+        return not self.host and self.device.type == "cuda"
+
+    def put(self, a: np.ndarray) -> Any:
+        """``a`` on this device (a tensor there, or ``a`` itself on the CPU)."""
+        return a if self.host else self.torch.as_tensor(a, device=self.device)
+
+    def synchronize(self) -> None:
+        """Wait for the work queued on this device."""
+        if self.cuda:
+            self.torch.cuda.synchronize(self.device)
+
+    def timed(self, fn: Callable[[], object]) -> Callable[[], object]:
+        """``fn``, returning only once its work on this device is done."""
+        if self.host:
+            return fn
+
+        def synchronized() -> object:
+            result = fn()
+            self.synchronize()
+            return result
+
+        return synchronized
+
+    def extra_memory(self, fn: Callable[[], object]) -> float:
+        """Peak MiB ``fn()`` needed beyond its inputs and result: :func:`_extra_memory`
+        on the CPU; on a CUDA device the growth of ``torch.cuda.max_memory_allocated``
+        (memory torch's caching allocator handed out, whatever it had cached); NaN on a
+        device that has no such count."""
+        if self.host:
+            return _extra_memory(fn)
+        if not self.cuda:
+            return math.nan
+        cuda = self.torch.cuda
+        self.synchronize()
+        cuda.reset_peak_memory_stats(self.device)
+        baseline = cuda.memory_allocated(self.device)
+        result = fn()
+        self.synchronize()
+        peak = cuda.max_memory_allocated(self.device) - baseline
+        out = sum(
+            t.numel() * t.element_size()
+            for t in (result if isinstance(result, tuple) else (result,))
+            if isinstance(t, self.torch.Tensor)
+        )
+        return max(0.0, (peak - out) / 2**20)
+
+    def matmul_peak(self) -> float:
+        """The float32 matrix-product rate here in FLOP/s (best of three): NumPy's BLAS
+        on the CPU; on a CUDA device torch's, with TF32 off; NaN elsewhere."""
+        if self.host:
+            return matmul_peak()
+        if not self.cuda:
+            return math.nan
+        n = 4096
+        a = self.torch.ones((n, n), device=self.device)
+        with self.fp32("ieee"):
+            fn = self.timed(lambda: a @ a)
+            fn()
+            best = min(_time(fn) for _ in range(3))
+        return 2 * n**3 / best
+
+    @contextlib.contextmanager
+    def fp32(self, precision: str) -> Iterator[None]:
+        """Within the block, cuDNN's convolutions and cuBLAS's products in float32 as
+        ``precision`` says (``"ieee"``, or ``"tf32"``), restored after: how a peer is
+        timed at the precision convkit's ``"highest"`` computes."""
+        from convkit.backend import scoped_setting
+
+        backends = self.torch.backends
+        with scoped_setting(
+            (backends.cudnn.conv, backends.cuda.matmul), "fp32_precision", precision
+        ):
+            yield
+
+    def describe(self, peak: float) -> str:
+        """The report's first line: the device and its peak."""
+        if self.host:
+            return f"float32 matmul peak here: {peak / 1e9:.0f} GFLOP/s"
+        name = self.name
+        if self.cuda:
+            index = self.device.index
+            index = self.torch.cuda.current_device() if index is None else index
+            name = f"cuda:{index} ({self.torch.cuda.get_device_name(index)})"
+        return (
+            f"device {name}; float32 matmul peak there (TF32 off): {peak / 1e9:.0f} GFLOP/s; "
+            f"extra MiB: growth of torch.cuda.max_memory_allocated during a call"
+        )
+
+
+HOST = Device("cpu")
 
 
 ERROR_CHARS = 100
@@ -399,27 +532,38 @@ def estimates(
 
 
 def candidates(
-    work: Workload, x: np.ndarray, w: np.ndarray
+    work: Workload, x: Any, w: Any, on: Device = HOST
 ) -> tuple[dict[str, Callable[[], object]], list[str]]:
     """The callables to time for ``work`` (convkit's backends and methods, and the
-    peers) and the names of the peers."""
+    peers) and the names of the peers; on a torch device (:class:`Device`), the torch
+    backend, ``auto`` and a ``precision="fast"`` row against torch's own functions, each
+    call synchronised."""
     import convkit as ck
 
-    names = [b.name for b in ck.list_backends() if b.available]
+    names = [b.name for b in ck.list_backends() if b.available] if on.host else ["torch"]
+    fast: dict[str, Callable[[], object]] = {}
     if work.op == "convolve":
-        out = _backend_calls(work, names, functools.partial(ck.convolve, x, w, **work.kwargs))
+        call = functools.partial(ck.convolve, x, w, **work.kwargs)
+        out = _backend_calls(work, names, call)
     elif work.backward:
         from convkit.spec import ConvSpec
 
-        g = np.ones(ConvSpec.build(x.shape, w.shape, **work.kwargs).output_shape, dtype=x.dtype)
-        out = _backend_calls(work, names, functools.partial(ck.conv_vjp, x, w, g, **work.kwargs))
+        shape = ConvSpec.build(tuple(x.shape), tuple(w.shape), **work.kwargs).output_shape
+        g = on.put(np.ones(shape, dtype=work.dtype))
+        call = functools.partial(ck.conv_vjp, x, w, g, **work.kwargs)
+        out = _backend_calls(work, names, call)
     elif work.calls > 1:
-        out = _backend_calls(work, names, functools.partial(ck.conv, x, w, **work.kwargs))
+        call = functools.partial(ck.conv, x, w, **work.kwargs)
+        out = _backend_calls(work, names, call)
     else:
+        call = functools.partial(ck.conv, x, w, **work.kwargs)
         out = _method_calls(work, x, w, names)
-    peers = _peers(work, x, w)
+    if not on.host:
+        fast["convkit torch fast"] = functools.partial(call, backend="torch", precision="fast")
+    peers = _peers(work, x, w) if on.host else _device_peers(work, x, w, on)
+    out.update(fast)
     out.update(peers)
-    return out, list(peers)
+    return {name: on.timed(fn) for name, fn in out.items()}, list(peers)
 
 
 def _backend_calls(
@@ -507,6 +651,59 @@ def _torch_peers(work: Workload, x: np.ndarray, w: np.ndarray) -> dict[str, Call
     return {name: torch_backward}
 
 
+def _device_peers(work: Workload, x: Any, w: Any, on: Device) -> dict[str, Callable[[], object]]:
+    """torch's and torchaudio's calls on the device's tensors: ``F.convNd`` (autograd
+    through it for a backward workload) as torch ships it (cuDNN may use TF32 for
+    float32) and, for float32 on CUDA, with TF32 off (the precision of convkit's
+    ``"highest"``); ``torchaudio.functional.fftconvolve`` for one-channel signals and
+    ``convolve`` workloads."""
+    torch = on.torch
+    import torch.nn.functional as F
+
+    found: dict[str, Callable[[], object]] = {}
+    try:
+        import torchaudio.functional as AF
+    except Exception as exc:  # as for the CPU peers: a broken install is reported
+        AF = None
+        if not _not_installed(exc, "torchaudio"):
+            found["torchaudio fftconvolve (peer)"] = _raises(exc)
+    if work.op == "convolve":  # full mode
+        if AF is not None:
+            found["torchaudio convolve (peer)"] = lambda: AF.convolve(x, w)
+            found["torchaudio fftconvolve (peer)"] = lambda: AF.fftconvolve(x, w)
+        return found
+    d = x.ndim - 2
+    kw = work.kwargs
+    if d <= 3:
+        fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[d]
+        padding, groups = kw.get("padding", 0), kw.get("groups", 1)
+        name = "torch autograd" if work.backward else f"torch F.conv{d}d"
+
+        def forward() -> object:
+            return fn(x, w, padding=padding, groups=groups)
+
+        def backward() -> object:
+            xr, wr = x.detach().requires_grad_(), w.detach().requires_grad_()
+            y = fn(xr, wr, padding=padding, groups=groups)
+            y.backward(torch.ones_like(y))
+            return wr.grad
+
+        call = backward if work.backward else forward
+        found[f"{name} (peer)"] = call
+        if on.cuda and work.dtype == "float32":
+
+            def exact() -> object:
+                with on.fp32("ieee"):
+                    return call()
+
+            found[f"{name} TF32 off (peer)"] = exact
+    single = tuple(x.shape[:2]) == (1, 1) and tuple(w.shape[:2]) == (1, 1)
+    if d == 1 and single and not work.backward and AF is not None:
+        a, k = x[0, 0], w[0, 0].flip(0)
+        found["torchaudio fftconvolve (peer)"] = lambda: AF.fftconvolve(a, k, "valid")
+    return found
+
+
 def _signal_peers(a: np.ndarray, k: np.ndarray) -> dict[str, Callable[[], object]]:
     """SciPy's, NumPy's and torchaudio's single-channel valid correlation of ``a`` by ``k``."""
     import scipy.ndimage
@@ -543,9 +740,10 @@ def run(
     rounds: int | None = None,
     stream: IO[str] | None = None,
     steady: bool = True,
+    device: str = "cpu",
 ) -> tuple[list[Row], float]:
-    """Time every workload (or those named); returns the rows and the matmul peak.
-    ``steady`` applies :func:`steady_allocator` first."""
+    """Time every workload (or those named) on ``device`` (:class:`Device`); returns the
+    rows and the matmul peak. ``steady`` applies :func:`steady_allocator` first."""
     stream = sys.stderr if stream is None else stream
     unknown = sorted(set(only or []) - {w.name for w in WORKLOADS})
     if unknown:
@@ -554,15 +752,16 @@ def run(
             f"{', '.join(w.name for w in WORKLOADS)}"
         )
     selected = [w for w in WORKLOADS if not only or w.name in only]
+    on = Device(device)
     if steady:
         steady_allocator()
-    peak = matmul_peak()
+    peak = on.matmul_peak()
     rows: list[Row] = []
     n_rounds = rounds or (3 if quick else 5)
     for i, work in enumerate(selected, 1):
         label = f"[{i}/{len(selected)}] {work.name:16}"
         progress = functools.partial(_progress, stream, label) if stream.isatty() else None
-        rows.extend(_run_workload(work, quick, n_rounds, peak, progress))
+        rows.extend(_run_workload(work, quick, n_rounds, peak, progress, on))
     return rows, peak
 
 
@@ -579,13 +778,14 @@ def _run_workload(
     n_rounds: int,
     peak: float,
     progress: Callable[[float], None] | None,
+    on: Device = HOST,
 ) -> list[Row]:
     """The rows of one workload: every candidate timed in ``n_rounds`` rounds."""
     import convkit as ck
 
     try:
-        x, w = inputs(work, quick)
-        fns, peers = candidates(work, x, w)
+        x, w = map(on.put, inputs(work, quick))
+        fns, peers = candidates(work, x, w, on)
     except Exception as exc:  # the workload cannot even be set up: one row says why
         return [_failed_row(work.name, "convkit auto", False, failure(exc))]
     order = list(fns)
@@ -593,7 +793,10 @@ def _run_workload(
     first = _first_calls(fns, failed)
     calls = _loops(fns, first, failed, work.calls) if work.calls > 1 else {}
     # after the first calls, with every library loaded: what auto weighs in the rounds
-    est = estimates(work, x, w, [b.name for b in ck.list_backends() if b.available])
+    names = [b.name for b in ck.list_backends() if b.available] if on.host else ["torch"]
+    est = estimates(work, x, w, names)
+    if not on.host:  # auto plans "fast" calls with the rates of "highest" ones
+        est["convkit torch fast"] = est.get(backend_row(work, "torch"), math.nan)
     times = _rounds(fns, failed, first, n_rounds, progress)
     flops = work.flops(quick)
     group: list[Row] = []
@@ -604,7 +807,7 @@ def _run_workload(
             n = calls.get(name, 1)
             med = statistics.median(times[name]) / n
             try:
-                extra = _extra_memory(fns[name])
+                extra = on.extra_memory(fns[name])
             except Exception as exc:
                 row.error = failure(exc)
             else:
@@ -731,10 +934,10 @@ def _times(value: float) -> str:
     return f"{value:.2f}x" if value >= 0.1 else f"{value:.2g}x"
 
 
-def table(rows: Sequence[Row], peak: float) -> str:
+def table(rows: Sequence[Row], peak: float, device: str = "cpu") -> str:
     """The terminal table, then how the cost model's estimates compare
     (:func:`cost_model`)."""
-    lines = [f"float32 matmul peak here: {peak / 1e9:.0f} GFLOP/s", ""]
+    lines = [Device(device).describe(peak), ""]
     header = (
         f"{'workload':16} {'candidate':38} {'median ms':>10} {'vs peer':>8} {'GFLOP/s':>8} "
         f"{'% peak':>7} {'extra MiB':>9} {'est ms':>10} {'est/meas':>9}"
@@ -820,11 +1023,10 @@ def peer_library(candidate: str) -> str:
     """The library a peer row belongs to, across workloads (``torch F.conv2d (peer)``
     and ``torch F.conv1d (peer)`` are both ``torch F.conv``).
 
-    >>> peer_library("torch F.conv2d (peer)")
-    'torch F.conv'
+    >>> peer_library("torch F.conv2d (peer)"), peer_library("torch F.conv1d TF32 off (peer)")
+    ('torch F.conv', 'torch F.conv TF32 off')
     """
-    name = candidate.removesuffix(" (peer)")
-    return name[:-2] if name.startswith("torch F.conv") else name
+    return re.sub(r"F\.conv\dd", "F.conv", candidate.removesuffix(" (peer)"))
 
 
 def summary(rows: Sequence[Row], candidate: str = "convkit auto") -> str:
@@ -851,8 +1053,8 @@ def summary(rows: Sequence[Row], candidate: str = "convkit auto") -> str:
     return "\n".join(lines)
 
 
-def write_json(rows: Sequence[Row], peak: float, path: str | Path) -> None:
-    """The rows as JSON, atomically."""
+def write_json(rows: Sequence[Row], peak: float, path: str | Path, device: str = "cpu") -> None:
+    """The rows as JSON (with the device they were measured on), atomically."""
 
     def clean(row: Row) -> dict[str, Any]:
         return {
@@ -860,7 +1062,7 @@ def write_json(rows: Sequence[Row], peak: float, path: str | Path) -> None:
             for k, v in asdict(row).items()
         }
 
-    payload = {"matmul_peak_flops": peak, "rows": [clean(r) for r in rows]}
+    payload = {"device": device, "matmul_peak_flops": peak, "rows": [clean(r) for r in rows]}
     with atomic_output(path) as f:
         f.write(json.dumps(payload, indent=2).encode())
 

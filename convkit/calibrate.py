@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from convkit import checks, ops
+from convkit.algorithms import direct, winograd
 from convkit.bench import measure
 from convkit.calibration import _version, model_key
 from convkit.costs import CostModel
@@ -41,7 +42,7 @@ def calibrate(
         backend = checks.registered_backend(info.name)
         for device in backend.devices_here():
             options = {} if device == "cpu" else {"device": device}
-            key = model_key(info.name, options)
+            key = model_key(backend, options)
             if progress:
                 progress(key)
             try:
@@ -57,14 +58,31 @@ def calibrate(
 
 
 def _measure(name: str, options: Mapping[str, Any], prior: CostModel, quick: bool) -> CostModel:
-    """Solve the cost model's formulas for the rates, one measurement per rate."""
+    """Solve the cost model's formulas for the rates, one measurement per rate, each
+    method called as itself (``method="direct"`` never hides a transform).
+
+    On a device other than the CPU the operands are made there once, in the backend's
+    own array type, and every timed call ends with :meth:`~convkit.backend.Backend.synchronize`:
+    the rates are those of arrays already on the device, without transfers, and of the
+    work finished rather than queued."""
 
     device = options.get("device")
     target = f"{name}:{device}" if device else name
+    backend = checks.registered_backend(name)
     rng = np.random.default_rng(0)
 
-    def arr(*shape: int) -> np.ndarray:
-        return rng.standard_normal(shape).astype(np.float32)
+    host: dict[int, np.ndarray] = {}  # each operand's values, for its float64 twin
+
+    def native(a: np.ndarray) -> Any:
+        made = backend.asarray(a, a.dtype.name, options) if device else a
+        host[id(made)] = a
+        return made
+
+    def arr(*shape: int) -> Any:
+        return native(rng.standard_normal(shape).astype(np.float32))
+
+    def f64(a: Any) -> Any:
+        return native(host[id(a)].astype(np.float64))
 
     s = 2 if quick else 1
     tiny_x, tiny_w = arr(1, 1, 8, 8), arr(1, 1, 3, 3)
@@ -76,7 +94,7 @@ def _measure(name: str, options: Mapping[str, Any], prior: CostModel, quick: boo
     rounds = 2 if quick else 5
 
     def timed(fn: Callable[[], object]) -> float:
-        return measure({"fn": fn}, rounds=rounds)["fn"]
+        return measure({"fn": lambda: backend.synchronize(fn())}, rounds=rounds)["fn"]
 
     overhead = timed(lambda: ops.conv(tiny_x, tiny_w, method="direct", backend=target))
     fft_overhead = max(
@@ -111,7 +129,7 @@ def _measure(name: str, options: Mapping[str, Any], prior: CostModel, quick: boo
     forward = model.conv_direct(spec)  # what a native conv_vjp scales
     model = dataclasses.replace(model, vjp_factor=max(t_vjp - overhead, 0.0) / forward)
     # double precision: the same direct conv and FFT convolve in float64
-    cx64, cw64, big64, k64 = (a.astype(np.float64) for a in (cx, cw, big, k31))
+    cx64, cw64, big64, k64 = (f64(a) for a in (cx, cw, big, k31))
     t64 = timed(lambda: ops.conv(cx64, cw64, padding=1, method="direct", backend=target))
     t_fft = timed(lambda: ops.convolve(big, k31, "full", method="fft", backend=target))
     t_fft64 = timed(lambda: ops.convolve(big64, k64, "full", method="fft", backend=target))
@@ -122,7 +140,7 @@ def _measure(name: str, options: Mapping[str, Any], prior: CostModel, quick: boo
     )
     dx, dw = arr(4 // s, 64, 56, 56), arr(64, 1, 3, 3)
     t = timed(lambda: ops.conv(dx, dw, padding=1, groups=64, method="direct", backend=target))
-    macs = dx.size * 9
+    macs = math.prod(dx.shape) * 9
     model = dataclasses.replace(model, depthwise_rate=macs / max(t - overhead, t / 10))
     # the spectral contraction is what remains of conv's FFT method after its transforms
     spec = ConvSpec.build(sx.shape, sw.shape, padding=2)
@@ -131,4 +149,14 @@ def _measure(name: str, options: Mapping[str, Any], prior: CostModel, quick: boo
     rest = t - free.conv_fft(spec)
     contraction = (spec.padded_size[0] / 2) * spec.batch * spec.out_channels * spec.in_channels * 4
     spectral = contraction / max(rest, t / 10)
-    return dataclasses.replace(model, spectral_mac_rate=spectral)
+    model = dataclasses.replace(model, spectral_mac_rate=spectral)
+    if "winograd" not in backend.capabilities.conv_methods:
+        return model
+    # Winograd's tile copies: what remains of its time after its products and overheads
+    spec = ConvSpec.build(cx.shape, cw.shape, padding=1)
+    tile = direct.winograd_tile("float32", spec) or min(winograd.TILES)
+    t = timed(lambda: ops.conv(cx, cw, padding=1, method="winograd", backend=target))
+    free = dataclasses.replace(model, copy_rate=math.inf)
+    moved = model.conv_winograd(spec, tile) - free.conv_winograd(spec, tile)
+    rest = t - free.conv_winograd(spec, tile)
+    return dataclasses.replace(model, copy_rate=moved * model.copy_rate / max(rest, t / 10))

@@ -74,16 +74,17 @@ def costs_path() -> Path:
     return Path(_cache_dir(), "costs.json")
 
 
-def model_key(backend: str, options: Mapping[str, Any]) -> str:
-    """The key of a backend's cost model for a call: its name and device kind.
+def model_key(backend: Backend, options: Mapping[str, Any]) -> str:
+    """The key of a backend's cost model for a call: its name and the device's
+    :meth:`~convkit.backend.Backend.device_key` (the kind, or for a GPU its index and
+    model, so that two different GPUs never share rates).
 
-    >>> model_key("torch", {"device": "cuda:1"})
-    'torch:cuda'
-    >>> model_key("numpy", {})
+    >>> from convkit import checks
+    >>> model_key(checks.registered_backend("numpy"), {})
     'numpy:cpu'
     """
     device = str(options.get("device") or "cpu")
-    return f"{backend}:{device.partition(':')[0]}"
+    return f"{backend.name}:{backend.device_key(device)}"
 
 
 def machine() -> dict[str, Any]:
@@ -159,7 +160,7 @@ def lookup(backend: Backend, options: Mapping[str, Any]) -> tuple[CostModel, boo
     entries = stored()
     if not entries:
         return backend.cost_model(options), False
-    entry = entries.get(model_key(backend.name, options))
+    entry = entries.get(model_key(backend, options))
     if entry is not None and entry.get("version") == _version(backend):
         fields = {f.name for f in dataclasses.fields(CostModel)}
         rates = {k: v for k, v in entry.get("rates", {}).items() if k in fields}

@@ -72,7 +72,7 @@ def _check_backend(value: str | None) -> selection.Selection:
 def _backends(args: argparse.Namespace) -> int:
     infos = ops.list_backends()
     registry = plugins.host().registry
-    rows = [("backend", "available", "from", "dims", "dtypes", "devices")]
+    rows = [("backend", "available", "from", "dims", "dtypes", "devices", "precision")]
     for info in infos:
         caps = info.capabilities
         origin = info.distribution or info.plugin
@@ -86,6 +86,7 @@ def _backends(args: argparse.Namespace) -> int:
                 caps.describe_ndim(),
                 ",".join(caps.dtypes),
                 _devices(registry.get(info.name), info),
+                ",".join(caps.precisions),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -282,14 +283,20 @@ def _bench(args: argparse.Namespace) -> int:
         )
     if args.rounds is not None and args.rounds < 1:
         raise UsageError(f"--rounds {args.rounds}: expected a positive number of rounds")
+    with _usage():  # a device that is not there is the arguments' fault
+        bench.Device(args.device)
     rows, peak = bench.run(
-        args.only, quick=args.quick, rounds=args.rounds, steady=not args.fresh_memory
+        args.only,
+        quick=args.quick,
+        rounds=args.rounds,
+        steady=not args.fresh_memory,
+        device=args.device,
     )
-    print(bench.table(rows, peak))
+    print(bench.table(rows, peak, args.device))
     print()
     print(bench.summary(rows))
     if args.json:
-        bench.write_json(rows, peak, args.json)
+        bench.write_json(rows, peak, args.json, args.device)
     if args.plot:
         bench.plot(rows, args.plot)
     return 0
@@ -444,6 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--fresh-memory",
         action="store_true",
         help="leave the allocator as it is (large arrays then cost page faults on each call)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (NumPy arrays, every backend and peer) or a torch device such as cuda or "
+        "cuda:1 (tensors there: the torch backend and auto against torch's functions, "
+        "synchronised timing, device memory)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     p.add_argument("--plot", metavar="FILE", help="also draw a PNG chart")

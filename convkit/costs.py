@@ -32,6 +32,9 @@ class CostModel:
     - ``fft_overhead``: extra fixed seconds of the FFT method (several transforms, each
       with its setup); it keeps tiny inputs on the direct method, which is also exact
       to the last bit there.
+    - ``winograd_overhead``: extra fixed seconds of the Winograd method: its transforms,
+      products and tile copies are a dozen array operations, each a kernel launch on a
+      GPU (on a CPU, next to nothing).
     - ``depthwise_rate``: multiply-adds per second of a depthwise layer's direct method
       (one input and one output channel per group: elementwise, memory-bound work), for
       kernels of up to ``depthwise_taps`` taps; a library whose depthwise kernels are
@@ -72,6 +75,7 @@ class CostModel:
     gather_run_seconds: float = 0.0
     position_seconds: float = 0.0
     depthwise_taps: float = 1e9
+    winograd_overhead: float = 0.0
 
     def for_dtype(self, dtype: str) -> CostModel:
         """This model with its rates for ``dtype`` (the stored rates are float32's).
@@ -157,7 +161,8 @@ class CostModel:
         products = a * tiles * cout * (cin // spec.groups)
         transforms = a * a * tiles * cin + a * tile**d * tiles * cout + a * 3**d * cout * cin
         moved = a * tiles * (2 * cin + cout)  # tiles gathered, spectra written, read back
-        return self.call_overhead + (products + transforms) / self.mac_rate + moved / self.copy_rate
+        fixed = self.call_overhead + self.winograd_overhead
+        return fixed + (products + transforms) / self.mac_rate + moved / self.copy_rate
 
     def conv_vjp(self, spec: ConvSpec) -> float:
         """Seconds of a native ``conv_vjp`` (input and weight gradients computed as

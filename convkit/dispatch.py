@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from convkit import calibration, planner, plans, plugins, registry, selection, threads
-from convkit.backend import Backend
+from convkit.backend import PRECISIONS, Backend
 from convkit.checks import check_available, check_options, registered
 from convkit.costs import CostModel
 from convkit.planner import MethodChoice, MethodCosts, plan
@@ -61,23 +61,70 @@ class Output(NamedTuple):
 
 
 class CallOptions(selection.BackendOptions):
-    """The options a backend receives for one call: the selection's options, and
-    :attr:`cost_model`, the rates its own choices within the call should use (this
-    machine's calibrated ones on the call's device, else the built-in ones), looked up
-    only if the backend asks."""
+    """The options a backend receives for one call: the selection's options, with
+    ``precision`` (the call's :data:`~convkit.backend.PRECISIONS` value) and, when the
+    call runs on a device other than the CPU, ``device`` (:func:`call_device`), so that
+    the backend puts every argument there; and :attr:`cost_model`, the rates its own
+    choices within the call should use (this machine's calibrated ones on the call's
+    device, else the built-in ones), looked up only if the backend asks."""
 
-    def __init__(self, options: Mapping[str, Any], backend: Backend, device: str) -> None:
-        super().__init__(options, getattr(options, "from_config", ()))
+    def __init__(
+        self, options: Mapping[str, Any], backend: Backend, device: str | None, precision: str
+    ) -> None:
+        merged = {**options, "precision": precision}
+        if device is not None:
+            merged["device"] = device
+        super().__init__(merged, getattr(options, "from_config", ()))
         self._backend = backend
-        self._device = device
 
     @functools.cached_property
     def cost_model(self) -> CostModel:
         """The cost model the call was planned with."""
-        options = dict(self)
-        if self._device != "cpu" and "device" not in options:
-            options["device"] = self._device
-        return calibration.cost_model(self._backend, options)
+        return calibration.cost_model(self._backend, self)
+
+
+def call_device(
+    backend: Backend, inputs: Sequence[tuple[Backend, Any]], selected: Any = None
+) -> str | None:
+    """The device a call on ``backend`` runs on (``None``: the backend's default, its
+    host, where every argument already is): the ``selected`` device option; else the
+    device of the first argument of ``backend``'s own type (the CPU included, when
+    another argument is elsewhere). A selected device with no index (``"cuda"``) is the
+    argument's own device of that kind when it is on one, so a tensor on ``cuda:1``
+    stays there.
+
+    >>> import numpy as np, convkit as ck
+    >>> numpy = ck.checks.registered_backend("numpy")
+    >>> call_device(numpy, [(numpy, np.ones(2))]) is None
+    True
+    >>> call_device(numpy, [(numpy, np.ones(2))], "cpu")
+    'cpu'
+    """
+    devices = [owner.device_of(a) for owner, a in inputs]
+    own = next((d for (owner, _), d in zip(inputs, devices, strict=True) if owner is backend), None)
+    if selected is None:
+        if own is None or (own == "cpu" and all(d == "cpu" for d in devices)):
+            return None
+        return own
+    selected = str(selected)
+    if own is not None and ":" not in selected and own.partition(":")[0] == selected:
+        return own
+    return selected
+
+
+def check_precision(precision: Any) -> str:
+    """``precision`` if it is one of :data:`~convkit.backend.PRECISIONS`, else a
+    ``ValueError`` that names them.
+
+    >>> check_precision("fast")
+    'fast'
+    """
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(
+            f"precision={precision!r} is not a precision; expected one of "
+            f"{', '.join(repr(p) for p in PRECISIONS)}"
+        )
+    return precision
 
 
 _call_arrays: contextvars.ContextVar[tuple[Any, ...]] = contextvars.ContextVar(
@@ -137,6 +184,7 @@ def run(
     cross: bool = True,
     signature: Hashable | None = None,
     keep_plan: Callable[[MethodChoice], bool] | None = None,
+    precision: str = "highest",
 ) -> tuple[Any, ...]:
     """Run backend operation ``op`` on ``inputs`` and return its results in the
     operands' array types.
@@ -149,21 +197,23 @@ def run(
     a gradient of no bias). ``cross`` lets ``auto`` look beyond the owner of the first
     input. With a ``signature`` (:func:`convkit.plans.key`), the :class:`Plan` the call
     settled on is kept for the next call with that signature, unless ``keep_plan(choice)``
-    says that the choice depended on more than the signature.
+    says that the choice depended on more than the signature. ``precision`` is checked
+    here and reaches the backend as ``options["precision"]``.
     """
+    check_precision(precision)
     with calling([o.array for o in inputs]):  # the choices below read the call's arrays
         target, bsel, choice = choose(
             host, sel, [(o.owner, o.array) for o in inputs], method, costs, cross, methods=methods
         )
         compute_dtype = dtype(target, choice) if callable(dtype) else dtype
-    device = inputs[0].owner.device_of(inputs[0].array)
+    device = call_device(target, [(o.owner, o.array) for o in inputs], bsel.options.get("device"))
     plan = Plan(
         host,
         target,
         [o.owner for o in inputs],
         [o.argument for o in inputs],
         compute_dtype,
-        CallOptions(bsel.options, target, device if target is inputs[0].owner else "cpu"),
+        CallOptions(bsel.options, target, device, precision),
         threads.get_threads(selection.config_of(sel) or selection.NO_CONFIG)[0],
         op,
         functools.partial(_arguments, arguments, choice),
@@ -196,7 +246,7 @@ class Plan:
     >>> x, w = np.ones((1, 1, 8)), np.ones((1, 1, 2))
     >>> for _ in range(2):
     ...     y = ck.conv(x, w, backend="numpy")
-    >>> args = (1, 0, 1, 1, "zeros", "auto", "numpy")
+    >>> args = (1, 0, 1, 1, "zeros", "auto", "numpy", "highest")
     >>> plan = plans.get(plans.key(plugins.host(), "conv", (x, w, None), args))
     >>> plan.target.name, plan.choice.method, plan(x, w, None)[0].tolist()
     ('numpy', 'direct', [[[2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]]])
@@ -313,22 +363,20 @@ def _choose(
                 check_options(candidate, selection.Selection(candidate.name, own, bsel.source))
     else:
         backends = [check_available(registered(host, sel), sel.source)]
-    device = owner.device_of(inputs[0][1])
 
-    def on_input_device(
-        backend: Backend, bsel: selection.Selection
-    ) -> tuple[dict[str, float], str]:
-        """Estimates for the owner on the input's own device (a CUDA tensor is
-        estimated with CUDA rates even when no ``device`` was given)."""
-        if backend is owner and device != "cpu" and "device" not in bsel.options:
+    def on_call_device(backend: Backend, bsel: selection.Selection) -> tuple[dict[str, float], str]:
+        """Estimates for ``backend`` on the device the call would run on there (a CUDA
+        tensor is estimated with its GPU's rates even when no ``device`` was given)."""
+        device = call_device(backend, inputs, bsel.options.get("device"))
+        if device is not None and device != bsel.options.get("device"):
             bsel = selection.Selection(bsel.name, {**bsel.options, "device": device}, bsel.source)
         return method_costs(backend, bsel)
 
-    target, sel_target, choice = plan(backends, sel, method, on_input_device, owner, run)
+    target, sel_target, choice = plan(backends, sel, method, on_call_device, owner, run)
     while run and target is not owner and registry.unavailable_reason(target) is not None:
         # auto weighed it from its installed files; its libraries do not load together
         backends = [b for b in backends if b is not target]
-        target, sel_target, choice = plan(backends, sel, method, on_input_device, owner, run)
+        target, sel_target, choice = plan(backends, sel, method, on_call_device, owner, run)
     return target, sel_target, choice
 
 

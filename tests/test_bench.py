@@ -57,7 +57,7 @@ def test_bench_writes_json_and_a_chart(tmp_path: Path) -> None:
     assert "matmul peak here" in result.stdout
     data = json.loads(out_json.read_text())
     rows = data["rows"]
-    assert data["matmul_peak_flops"] > 0
+    assert data["matmul_peak_flops"] > 0 and data["device"] == "cpu"
     assert {r["workload"] for r in rows} == {"conv4d", "vol5"}
     assert any(r["candidate"] == "convkit numpy auto" for r in rows)
     conv4d = [r for r in rows if r["workload"] == "conv4d"]
@@ -255,9 +255,9 @@ def test_a_candidate_over_the_first_call_limit_is_reported_and_the_run_goes_on(
     original = bench.candidates
 
     def with_a_slow_one(
-        work: bench.Workload, x: np.ndarray, w: np.ndarray
+        work: bench.Workload, x: np.ndarray, w: np.ndarray, on: bench.Device
     ) -> tuple[dict[str, Callable[[], object]], list[str]]:
-        fns, peers = original(work, x, w)
+        fns, peers = original(work, x, w, on)
         for fn in fns.values():  # imports and first-call set-up happen here, not timed
             with contextlib.suppress(Exception):  # one that raises is reported, not fatal
                 fn()

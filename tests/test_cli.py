@@ -30,7 +30,15 @@ def test_backends_table_and_active_choice(tmp_path: Path) -> None:
     result = convkit("backends", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["backend", "available", "from", "dims", "dtypes", "devices"]
+    assert lines[0].split() == [
+        "backend",
+        "available",
+        "from",
+        "dims",
+        "dtypes",
+        "devices",
+        "precision",
+    ]
     numpy_row = next(line for line in lines if line.startswith("numpy "))
     assert numpy_row.split()[:4] == ["numpy", "yes", "convkit", "0.1.0"]
     assert "active: auto (from default)" in result.stdout
@@ -39,7 +47,7 @@ def test_backends_table_and_active_choice(tmp_path: Path) -> None:
         import torch
 
         expected = "cpu,cuda" if torch.cuda.is_available() else "cpu,cuda(absent)"
-        assert torch_row.split()[-1] == expected
+        assert torch_row.split()[-2:] == [expected, "highest,fast"]
 
 
 def test_backends_shows_where_the_choice_came_from(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 import pytest
 
@@ -24,6 +23,7 @@ from convkit.spec import ConvSpec
 from convkit.testing import assert_close, reference_conv
 from convkit.testing.conformance import BackendConformance
 
+dask = pytest.importorskip("dask", reason="the dask backend needs pip install -e '.[dask]'")
 da = pytest.importorskip("dask.array", reason="the dask backend needs pip install -e '.[dask]'")
 distributed = pytest.importorskip("distributed", reason="needs pip install -e '.[dask]'")
 zarr = pytest.importorskip("zarr", reason="needs pip install -e '.[dask]'")

@@ -18,7 +18,7 @@ W = np.linspace(-1.0, 1.0, 4 * 3 * 3).reshape(4, 3, 3)
 
 def _signature(**kwargs: object) -> object:
     args = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "padding_mode": "zeros"}
-    args.update(method="auto", backend=None)
+    args.update(method="auto", backend=None, precision="highest")
     args.update(kwargs)
     return plans.key(plugins.host(), "conv", (X, W, None), tuple(args.values()))
 
@@ -164,7 +164,7 @@ def test_a_call_that_raises_leaves_no_plan() -> None:
         with pytest.raises(ValueError):
             ck.conv(bad, W)
     signature = plans.key(
-        plugins.host(), "conv", (bad, W, None), (1, 0, 1, 1, "zeros", "auto", None)
+        plugins.host(), "conv", (bad, W, None), (1, 0, 1, 1, "zeros", "auto", None, "highest")
     )
     assert signature is not None and plans.get(signature) is None
 
@@ -176,10 +176,13 @@ def test_arrays_the_owner_cannot_describe_take_the_full_path() -> None:
         np.testing.assert_allclose(ck.conv(swapped, W), reference_conv(X, W), atol=1e-12)
         np.testing.assert_allclose(ck.conv(as_list, W), reference_conv(X, W), atol=1e-12)
     host = plugins.host()
-    args = (1, 0, 1, 1, "zeros", "auto", None)
+    args = (1, 0, 1, 1, "zeros", "auto", None, "highest")
     assert plans.key(host, "conv", (swapped, W, None), args) is None
     assert plans.key(host, "conv", (as_list, W, None), args) is None
-    assert plans.key(host, "conv", (X, W, None), (1, [0], 1, 1, "zeros", "auto", None)) is None
+    assert (
+        plans.key(host, "conv", (X, W, None), (1, [0], 1, 1, "zeros", "auto", None, "highest"))
+        is None
+    )
 
 
 def test_value_dependent_signal_calls_keep_the_full_path() -> None:
@@ -187,7 +190,9 @@ def test_value_dependent_signal_calls_keep_the_full_path() -> None:
     for _ in range(2):
         np.testing.assert_array_equal(ck.convolve(a, b), np.convolve(a, b))
     assert (
-        plans.get(plans.key(plugins.host(), "convolve", (a, b), ("full", None, "auto", None)))
+        plans.get(
+            plans.key(plugins.host(), "convolve", (a, b), ("full", None, "auto", None, "highest"))
+        )
         is None
     )
 

@@ -198,7 +198,7 @@ def test_calls_do_not_search_for_modules_once_a_calibration_file_exists(tmp_path
         for info in ck.list_backends():
             if info.available:
                 b = checks.registered_backend(info.name)
-                key = calibration.model_key(info.name, {})
+                key = calibration.model_key(b, {})
                 models[key], versions[key] = b.cost_model({}), calibration._version(b)
         calibration.save(models, versions)
         x, w = np.ones((1, 1, 16)), np.ones((1, 1, 3))

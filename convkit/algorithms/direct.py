@@ -112,12 +112,16 @@ def dilate(xp: Any, w: Any, dilation: Sequence[int]) -> Any:
     return w
 
 
-def conv_fn(backend: ArrayBackend, options: Mapping[str, Any]) -> ConvFn:
-    """``backend``'s ``conv`` without bias, each call by its cheaper method by
-    :func:`cost_model`, for the algorithms built on it. Dilation and groups the backend
-    does not declare are rewritten: a dilated kernel becomes a larger one with zeros
-    between the taps, and a grouped call one call per group."""
+def conv_fn(
+    backend: ArrayBackend, options: Mapping[str, Any], methods: Sequence[str] | None = None
+) -> ConvFn:
+    """``backend``'s ``conv`` without bias, each call by its cheaper method of
+    ``methods`` (default: every method the backend declares) by :func:`cost_model`, for
+    the algorithms built on it. Dilation and groups the backend does not declare are
+    rewritten: a dilated kernel becomes a larger one with zeros between the taps, and a
+    grouped call one call per group."""
     caps = backend.capabilities
+    allowed = tuple(caps.conv_methods if methods is None else methods)
     xp = backend.namespace()
     model = cost_model(backend, options)
 
@@ -135,7 +139,7 @@ def conv_fn(backend: ArrayBackend, options: Mapping[str, Any]) -> ConvFn:
                 for g in range(spec.groups)
             ]
             return xp.concat(parts, axis=1)
-        method = cheapest(model, spec, backend.dtype_name(x), caps.conv_methods)[0]
+        method = cheapest(model, spec, backend.dtype_name(x), allowed)[0]
         return backend.conv(x, w, None, dataclasses.replace(spec, method=method), options)
 
     return conv

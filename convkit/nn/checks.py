@@ -13,6 +13,7 @@ __all__ = [
     "check_grad_shape",
     "check_input_dtype",
     "float_dtype",
+    "host_array",
     "need_forward",
     "positive_int",
 ]
@@ -55,3 +56,26 @@ def check_input_dtype(layer: Any, x: np.ndarray, dtype: np.dtype) -> None:
             f"convert the input (x.astype(np.{dtype})){model.get(str(x.dtype), '')}: "
             f"layers do not cast"
         )
+
+
+def host_array(layer: Any, value: Any, argument: str = "input") -> np.ndarray:
+    """``value`` as a NumPy array, or a ``TypeError`` that says why it cannot be one (a
+    tensor on a GPU, a tensor that requires grad): the layers of :mod:`convkit.nn` hold
+    NumPy parameters and compute in host memory; GPU training and autograd are
+    :mod:`convkit.nn.torch`'s.
+
+    >>> host_array(None, [1.0, 2.0]).tolist()
+    [1.0, 2.0]
+    """
+    try:
+        return np.asarray(value)
+    except Exception as exc:  # each array library refuses in its own words
+        cls = type(value)
+        where = f" on {value.device}" if hasattr(value, "device") else ""
+        raise TypeError(
+            f"{type(layer).__name__} computes on NumPy arrays in host memory; its "
+            f"{argument} is a {cls.__module__}.{cls.__qualname__}{where}, which is not one "
+            f"({type(exc).__name__}: {exc}). Pass a NumPy array (a tensor's "
+            f".detach().cpu()), or train with the torch.nn.Modules of convkit.nn.torch, "
+            f"on the GPU and in autograd"
+        ) from exc

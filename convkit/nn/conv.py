@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from convkit import ops
-from convkit.nn.checks import check_input_dtype, float_dtype, need_forward, positive_int
+from convkit.nn.checks import check_input_dtype, float_dtype, host_array, need_forward, positive_int
 from convkit.nn.module import Module
 from convkit.nn.parameter import Parameter, to_numpy
 from convkit.nn.torchstyle import TORCH_PADDING_MODES, canonical_padding, conv_repr
@@ -102,7 +102,7 @@ class ConvNd(Module):
         )
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = host_array(self, x)
         check_input_dtype(self, x, self.weight.value.dtype)
         self._x = x
         b = None if self.bias is None else self.bias.value
@@ -114,7 +114,7 @@ class ConvNd(Module):
         gx, gw, gb = ops.conv_vjp(
             self._x,
             self.weight.value,
-            np.asarray(grad_out),
+            host_array(self, grad_out, "grad_out"),
             bias=self.bias is not None,
             **self._kwargs(),
         )

@@ -13,6 +13,7 @@ from convkit.nn.checks import (
     check_grad_shape,
     check_input_dtype,
     float_dtype,
+    host_array,
     need_forward,
     positive_int,
 )
@@ -31,7 +32,7 @@ class ReLU(Module):
         self._mask: np.ndarray | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = host_array(self, x)
         self._mask = x > 0
         return np.where(self._mask, x, 0).astype(x.dtype)
 
@@ -39,7 +40,9 @@ class ReLU(Module):
         need_forward(self, self._mask)
         assert self._mask is not None
         check_grad_shape(self, grad_out, self._mask.shape)
-        return np.where(self._mask, grad_out, 0).astype(np.asarray(grad_out).dtype)
+        return np.where(self._mask, grad_out, 0).astype(
+            host_array(self, grad_out, "grad_out").dtype
+        )
 
 
 class Flatten(Module):
@@ -53,7 +56,7 @@ class Flatten(Module):
         return "start_dim=1, end_dim=-1"
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = host_array(self, x)
         self._shape: tuple[int, ...] | None = x.shape
         return x.reshape(x.shape[0], -1)
 
@@ -62,7 +65,7 @@ class Flatten(Module):
         need_forward(self, shape)
         assert shape is not None
         check_grad_shape(self, grad_out, (shape[0], math.prod(shape[1:])))
-        return np.asarray(grad_out).reshape(shape)
+        return host_array(self, grad_out, "grad_out").reshape(shape)
 
 
 class Linear(Module):
@@ -103,7 +106,7 @@ class Linear(Module):
         self._x: np.ndarray | None = None
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = host_array(self, x)
         if x.ndim < 1 or x.shape[-1] != self.weight.shape[1]:
             raise ValueError(
                 f"Linear expects inputs (..., {self.weight.shape[1]}); got shape {x.shape}"
@@ -122,7 +125,7 @@ class Linear(Module):
     def backward(self, grad_out: Any) -> np.ndarray:
         need_forward(self, self._x)
         assert self._x is not None
-        g = np.asarray(grad_out)
+        g = host_array(self, grad_out, "grad_out")
         check_grad_shape(self, g, (*self._x.shape[:-1], self.weight.shape[0]))
         self.weight.grad += g.reshape(-1, g.shape[-1]).T @ self._x.reshape(-1, self._x.shape[-1])
         if self.bias is not None:
@@ -153,7 +156,7 @@ class Dropout(Module):
         return f"p={self.p}"
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = host_array(self, x)
         if not self.training or self.p == 0:
             self._scale = np.ones((), dtype=x.dtype)
             return x
@@ -165,7 +168,7 @@ class Dropout(Module):
     def backward(self, grad_out: Any) -> np.ndarray:
         need_forward(self, self._scale)
         assert self._scale is not None
-        g = np.asarray(grad_out)
+        g = host_array(self, grad_out, "grad_out")
         return g * self._scale
 
 

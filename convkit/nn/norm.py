@@ -10,6 +10,7 @@ from convkit.nn.checks import (
     check_grad_shape,
     check_input_dtype,
     float_dtype,
+    host_array,
     need_forward,
     positive_int,
 )
@@ -90,7 +91,7 @@ class _BatchNorm(Module):
         check_input_dtype(self, x, np.dtype(dtype))
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = host_array(self, x)
         self._check(x)
         axes = (0, *range(2, x.ndim))
         shape = (1, -1, *(1,) * (x.ndim - 2))
@@ -129,7 +130,7 @@ class _BatchNorm(Module):
         need_forward(self, self._cache)
         assert self._cache is not None
         xhat, inv_std, batch_stats = self._cache
-        g = np.asarray(grad_out)
+        g = host_array(self, grad_out, "grad_out")
         check_grad_shape(self, g, xhat.shape)
         axes = (0, *range(2, g.ndim))
         shape = (1, -1, *(1,) * (g.ndim - 2))

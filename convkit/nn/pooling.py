@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from convkit.nn.checks import check_grad_shape, need_forward
+from convkit.nn.checks import check_grad_shape, host_array, need_forward
 from convkit.nn.module import Module
 from convkit.spec import per_dim
 
@@ -49,7 +49,7 @@ class MaxPool(_Pool):
     """
 
     def forward(self, x: Any) -> np.ndarray:
-        self._x = np.asarray(x)
+        self._x = host_array(self, x)
         view, _, _ = self._windows(self._x)
         flat = view.reshape(*view.shape[: self._x.ndim], -1)
         self._arg = np.argmax(flat, axis=-1)
@@ -81,7 +81,7 @@ class AvgPool(_Pool):
     """
 
     def forward(self, x: Any) -> np.ndarray:
-        self._x = np.asarray(x)
+        self._x = host_array(self, x)
         view, _, _ = self._windows(self._x)
         d = self._x.ndim - 2
         return view.mean(axis=tuple(range(-d, 0))).astype(self._x.dtype)
@@ -94,7 +94,7 @@ class AvgPool(_Pool):
         out = view.shape[2 : x.ndim]
         check_grad_shape(self, grad_out, (*x.shape[:2], *out))
         grad = np.zeros_like(x)
-        share = np.asarray(grad_out) / math.prod(kernel)
+        share = host_array(self, grad_out, "grad_out") / math.prod(kernel)
         for tap in itertools.product(*(range(k) for k in kernel)):
             where = tuple(
                 slice(a, a + (o - 1) * s + 1, s) for a, o, s in zip(tap, out, stride, strict=True)
@@ -112,7 +112,7 @@ class GlobalAvgPool(Module):
 
     def forward(self, x: Any) -> np.ndarray:
         self._shape: tuple[int, ...] | None = np.shape(x)
-        x = np.asarray(x)
+        x = host_array(self, x)
         return x.mean(axis=tuple(range(2, x.ndim))).astype(x.dtype)
 
     def backward(self, grad_out: Any) -> np.ndarray:
@@ -120,7 +120,7 @@ class GlobalAvgPool(Module):
         need_forward(self, shape)
         assert shape is not None
         check_grad_shape(self, grad_out, shape[:2])
-        g = np.asarray(grad_out) / math.prod(shape[2:])
+        g = host_array(self, grad_out, "grad_out") / math.prod(shape[2:])
         return np.broadcast_to(g.reshape(*shape[:2], *(1,) * (len(shape) - 2)), shape).copy()
 
 
@@ -132,7 +132,7 @@ class GlobalMaxPool(Module):
     """
 
     def forward(self, x: Any) -> np.ndarray:
-        x = np.asarray(x)
+        x = host_array(self, x)
         flat = x.reshape(*x.shape[:2], -1)
         self._arg: np.ndarray | None = np.argmax(flat, axis=-1)
         self._shape = x.shape
@@ -144,7 +144,10 @@ class GlobalMaxPool(Module):
         assert arg is not None
         check_grad_shape(self, grad_out, arg.shape)
         flat = np.zeros(
-            (*self._shape[:2], math.prod(self._shape[2:])), dtype=np.asarray(grad_out).dtype
+            (*self._shape[:2], math.prod(self._shape[2:])),
+            dtype=host_array(self, grad_out, "grad_out").dtype,
         )
-        np.put_along_axis(flat, arg[..., None], np.asarray(grad_out)[..., None], axis=-1)
+        np.put_along_axis(
+            flat, arg[..., None], host_array(self, grad_out, "grad_out")[..., None], axis=-1
+        )
         return flat.reshape(self._shape)

@@ -31,6 +31,7 @@ def conv(
     padding_mode: str = "zeros",
     method: str = "auto",
     backend: str | None = None,
+    precision: str = "highest",
 ) -> Any:
     """The convolutional layer's operation (a cross-correlation) over any number of
     spatial dimensions.
@@ -49,7 +50,12 @@ def conv(
     weights, sum the channels per frequency, invert; fast for large kernels) or
     ``"auto"``, which picks the cheaper by the backend's cost model; under the default
     backend ``"auto"`` the backend is chosen the same way (:func:`explain` shows the
-    estimates). The result has the dtype
+    estimates). ``precision`` is ``"highest"`` (every product in the dtype itself: no
+    TF32 for float32 on a GPU) or ``"fast"`` (a backend may lower float32 arithmetic
+    where its hardware gains, as TF32 on NVIDIA tensor cores; relative errors up to
+    about 1e-3); backends without such a choice compute ``"fast"`` at the highest. The
+    call runs on the device of ``x`` (or the selected one; other arguments join it
+    there). The result has the dtype
     ``result_type(x, weight)`` and comes back in the type (and on the device) of ``x``.
 
     >>> import numpy as np, convkit as ck
@@ -61,7 +67,7 @@ def conv(
     host, signature, plan = plans.lookup(
         "conv",
         (x, weight, bias),
-        (stride, padding, dilation, groups, padding_mode, method, backend),
+        (stride, padding, dilation, groups, padding_mode, method, backend, precision),
     )
     if plan is not None:
         return plan(x, weight, bias)[0]
@@ -108,6 +114,7 @@ def conv(
         expected=[Output(_unbatched(spec.output_shape, batched), dtype, "x")],
         dtype=dtype,
         signature=signature,
+        precision=precision,
     )
     return y
 
@@ -124,6 +131,7 @@ def conv_vjp(
     padding_mode: str = "zeros",
     bias: bool = True,
     backend: str | None = None,
+    precision: str = "highest",
 ) -> tuple[Any, Any, Any | None]:
     """Gradients of :func:`conv`: ``(grad_x, grad_weight, grad_bias)`` for ``grad_out``.
 
@@ -143,7 +151,7 @@ def conv_vjp(
     host, signature, plan = plans.lookup(
         "conv_vjp",
         (x, weight, grad_out),
-        (stride, padding, dilation, groups, padding_mode, bias, backend),
+        (stride, padding, dilation, groups, padding_mode, bias, backend, precision),
     )
     if plan is not None:
         return plan(x, weight, grad_out)
@@ -194,6 +202,7 @@ def conv_vjp(
         ],
         dtype=dtype,
         signature=signature,
+        precision=precision,
     )
     return grad_x, grad_w, grad_b
 
@@ -209,6 +218,7 @@ def conv_transpose(
     dilation: int | Sequence[int] = 1,
     groups: int = 1,
     backend: str | None = None,
+    precision: str = "highest",
 ) -> Any:
     """Transposed convolution, the adjoint of :func:`conv` with respect to its input, as
     ``torch.nn.functional.conv_transpose1d/2d/3d`` defines it, for any number of
@@ -218,6 +228,7 @@ def conv_transpose(
     *K)``. The output has ``(S - 1) * stride - pad_low - pad_high + dilation * (K - 1) +
     output_padding + 1`` positions per dimension; ``output_padding`` (each below
     ``max(stride, dilation)``) picks among the sizes a strided ``conv`` maps to ``S``.
+    ``precision`` as for :func:`conv`.
 
     >>> import numpy as np, convkit as ck
     >>> ck.conv_transpose(np.ones((1, 1, 3)), np.array([[[1.0, 2.0]]]), stride=2)
@@ -226,7 +237,7 @@ def conv_transpose(
     host, signature, plan = plans.lookup(
         "conv_transpose",
         (x, weight, bias),
-        (stride, padding, output_padding, dilation, groups, backend),
+        (stride, padding, output_padding, dilation, groups, backend, precision),
     )
     if plan is not None:
         return plan(x, weight, bias)[0]
@@ -263,6 +274,7 @@ def conv_transpose(
         expected=[Output(_unbatched(shape, batched), dtype, "x")],
         dtype=dtype,
         signature=signature,
+        precision=precision,
     )
     return y
 

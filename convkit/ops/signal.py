@@ -30,6 +30,7 @@ def convolve(
     axes: int | Sequence[int] | None = None,
     method: str = "auto",
     backend: str | None = None,
+    precision: str = "highest",
 ) -> Any:
     """N-dimensional convolution, ``(f * g)[i] = sum_a f[a] g[i - a]``, as SciPy defines it.
 
@@ -43,6 +44,7 @@ def convolve(
     The result has ``result_type(in1, in2)`` and the array type of ``in1``. Inputs may be
     bool, integer, float16/32/64 or complex, in either byte order; 0-d inputs give their
     product and an empty input an empty result, as SciPy (``docs/signal.md``).
+    ``precision`` is ``"highest"`` or ``"fast"``, as for :func:`convkit.conv`.
 
     >>> import numpy as np, convkit as ck
     >>> ck.convolve(np.array([1, 2, 3]), np.array([0, 1, 0.5]))
@@ -51,7 +53,7 @@ def convolve(
     array([[3., 3., 3.],
            [3., 3., 3.]])
     """
-    return _signal(in1, in2, mode, axes, method, backend, correlate=False)
+    return _signal(in1, in2, mode, axes, method, backend, precision, correlate=False)
 
 
 def correlate(
@@ -62,6 +64,7 @@ def correlate(
     axes: int | Sequence[int] | None = None,
     method: str = "auto",
     backend: str | None = None,
+    precision: str = "highest",
 ) -> Any:
     """N-dimensional cross-correlation, as ``scipy.signal.correlate``: the convolution of
     ``in1`` with ``in2`` reversed (along ``axes``) and conjugated. Not commutative:
@@ -72,7 +75,7 @@ def correlate(
     >>> ck.correlate(np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.5]))
     array([0.5, 2. , 3.5, 3. , 0. ])
     """
-    return _signal(in1, in2, mode, axes, method, backend, correlate=True)
+    return _signal(in1, in2, mode, axes, method, backend, precision, correlate=True)
 
 
 def _signal(
@@ -82,11 +85,12 @@ def _signal(
     axes: int | Sequence[int] | None,
     method: str,
     backend: str | None,
+    precision: str,
     *,
     correlate: bool,
 ) -> Any:
     op = "correlate" if correlate else "convolve"
-    host, signature, plan = plans.lookup(op, (in1, in2), (mode, axes, method, backend))
+    host, signature, plan = plans.lookup(op, (in1, in2), (mode, axes, method, backend, precision))
     if plan is not None:
         out = plan(in1, in2)[0]
         return out[()] if out.ndim == 0 else out
@@ -104,6 +108,7 @@ def _signal(
                 f"{', '.join(repr(m) for m in METHODS)}"
             )
         checks.check_selection(sel)
+        dispatch.check_precision(precision)
         empty = np.zeros(spec.output_shape, dtype=dtype)
         return dispatch.call(host, a.owner, "restore", empty, a.array)
     integer = dtype in INTEGER_DTYPES
@@ -173,6 +178,7 @@ def _signal(
         # integer inputs are planned by their values' size, and the FFT warns on
         # non-finite values: those calls take the full path every time
         keep_plan=lambda choice: not integer and dtype != "bool" and choice.method != "fft",
+        precision=precision,
     )
     # 0-d inputs: their product, as the array library gives a 0-d element (a NumPy
     # scalar for NumPy arrays, as SciPy and `in1 * in2` give)

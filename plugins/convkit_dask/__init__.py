@@ -20,7 +20,7 @@ import numpy as np
 
 import convkit
 from convkit.algorithms import direct, integers
-from convkit.backend import Backend, Capabilities
+from convkit.backend import Backend, Capabilities, precision_of
 from convkit.costs import CostModel
 from convkit.registry import BackendRegistry
 from convkit.selection import parse_backend
@@ -163,7 +163,9 @@ class DaskBackend(Backend):
 
         w = self._small(weight, "weight", options)
         b = None if bias is None else self._small(bias, "bias", options)
-        y = ops.conv(x, w, b, spec, inner=self._inner(x, spec, options))
+        y = ops.conv(
+            x, w, b, spec, inner=self._inner(x, spec, options), precision=precision_of(options)
+        )
         _remember(y, options)
         return y
 
@@ -183,7 +185,9 @@ class DaskBackend(Backend):
 
         w = self._small(weight, "weight", options)
         inner = self._inner(x, spec, options)
-        grads = ops.conv_vjp(x, w, grad_out, spec, bias, inner=inner)
+        grads = ops.conv_vjp(
+            x, w, grad_out, spec, bias, inner=inner, precision=precision_of(options)
+        )
         for g in grads:
             if g is not None:
                 _remember(g, options)
@@ -198,7 +202,9 @@ class DaskBackend(Backend):
 
         w = self._small(weight, "weight", options)
         b = None if bias is None else self._small(bias, "bias", options)
-        y = ops.conv_transpose(x, w, b, spec, inner=self._inner(x, spec, options))
+        y = ops.conv_transpose(
+            x, w, b, spec, inner=self._inner(x, spec, options), precision=precision_of(options)
+        )
         _remember(y, options)
         return y
 

@@ -376,6 +376,7 @@ def conv(
     spec: ConvSpec,
     *,
     inner: str,
+    precision: str = "highest",
 ) -> da.Array:
     """``conv`` of a batched Dask array ``x`` with NumPy ``weight`` and ``bias``, block by
     block on the local backend ``inner``, by the method ``spec.method``. Returns a lazy
@@ -420,6 +421,7 @@ def conv(
         dilation=spec.dilation,
         method=spec.method,
         inner=inner,
+        precision=precision,
     )
 
 
@@ -431,6 +433,7 @@ def conv_vjp(
     bias: bool,
     *,
     inner: str,
+    precision: str = "highest",
 ) -> tuple[da.Array, da.Array, da.Array | None]:
     """``(grad_x, grad_weight, grad_bias)`` of :func:`conv`, all lazy, each its own
     graph (so that computing the small weight gradient now and the input gradient later,
@@ -463,7 +466,7 @@ def conv_vjp(
         return gx, da.zeros(weight.shape, dtype=dtype), grad_b
     plan = Blocks.for_input(x.chunks, spec)
     gy = grad_out.rechunk(plan.output_chunks)
-    grad_x = _transposed(gy, weight, plan, inner).rechunk(x.chunks)
+    grad_x = _transposed(gy, weight, plan, inner, precision).rechunk(x.chunks)
     ind = string.ascii_letters[: 2 + d]
     w_ind = string.ascii_letters[2 + d : 2 * (2 + d)]
     cg = spec.in_channels // spec.groups
@@ -494,6 +497,7 @@ def conv_vjp(
         stride=spec.stride,
         dilation=spec.dilation,
         inner=inner,
+        precision=precision,
     )
     grad_w = partial.sum(axis=(0, *spatial))
     return grad_x, grad_w, grad_b
@@ -506,6 +510,7 @@ def conv_transpose(
     spec: ConvSpec,
     *,
     inner: str,
+    precision: str = "highest",
 ) -> da.Array:
     """The adjoint of :func:`conv` with respect to its input, lazy: ``spec`` describes
     the forward ``conv`` whose output has ``x``'s shape (or fewer positions, as a large
@@ -523,13 +528,15 @@ def conv_transpose(
     if 0 in spec.output_shape or 0 in spec.input_size:
         return da.zeros((spec.batch, spec.in_channels, *spec.input_size), dtype=x.dtype)
     plan = Blocks.for_output(x.chunks, spec)
-    y = _transposed(x.rechunk(plan.output_chunks), weight, plan, inner)
+    y = _transposed(x.rechunk(plan.output_chunks), weight, plan, inner, precision)
     if bias is not None:
         y = y + constant(bias.reshape(-1, *(1,) * spec.ndim), "bias")
     return y
 
 
-def _transposed(x: da.Array, weight: np.ndarray, plan: Blocks, inner: str) -> da.Array:
+def _transposed(
+    x: da.Array, weight: np.ndarray, plan: Blocks, inner: str, precision: str
+) -> da.Array:
     """The transposed convolution of ``x`` (chunked as ``plan.output_chunks``): each
     chunk goes through the local backend's ``conv_transpose`` into a block of the padded
     input (its piece and halo), and the blocks are added where they overlap and folded
@@ -558,6 +565,7 @@ def _transposed(x: da.Array, weight: np.ndarray, plan: Blocks, inner: str) -> da
         stride=spec.stride,
         dilation=spec.dilation,
         inner=inner,
+        precision=precision,
     )
     return plan.scatter(blocks)
 
@@ -571,15 +579,17 @@ def _local(
     stride: tuple[int, ...],
     dilation: tuple[int, ...],
     groups: int,
+    precision: str,
 ) -> tuple[Any, dict[str, Any]]:
-    """The local backend (and its options) that computes a block."""
+    """The local backend (and its options, with the call's ``precision``) that computes
+    a block."""
     from convkit import checks
     from convkit.selection import parse_backend
 
     if inner == "auto":
         inner = block_backend(x_shape, w_shape, dtype, stride, dilation, groups, op)
     name, options = parse_backend(inner, "inner")
-    return checks.registered_backend(name), options
+    return checks.registered_backend(name), {**options, "precision": precision}
 
 
 def _group_rows(
@@ -603,6 +613,7 @@ def _weight_block(
     stride: tuple[int, ...],
     dilation: tuple[int, ...],
     inner: str,
+    precision: str = "highest",
 ) -> np.ndarray:
     """One block's part of the weight gradient, ``(1, O_b, 1, ..., Cg, *K)``, by the
     local backend's ``conv_vjp`` of the block (with its halo) and the outputs it made."""
@@ -610,7 +621,9 @@ def _weight_block(
     w = weight[rows]
     spec = ConvSpec.build(x.shape, w.shape, stride=stride, dilation=dilation, groups=groups)
     dtype = np.dtype(x.dtype).name
-    backend, options = _local(inner, "conv_vjp", x.shape, w.shape, dtype, stride, dilation, groups)
+    backend, options = _local(
+        inner, "conv_vjp", x.shape, w.shape, dtype, stride, dilation, groups, precision
+    )
     arrays = [backend.asarray(a, dtype, options) for a in (x, w, grad_out)]
     gw = np.asarray(backend.to_numpy(backend.conv_vjp(*arrays, spec, False, options)[1]))
     _check_block(backend.name, "weight gradient", gw, w.shape, dtype)
@@ -626,6 +639,7 @@ def _transpose_block(
     stride: tuple[int, ...],
     dilation: tuple[int, ...],
     inner: str,
+    precision: str = "highest",
 ) -> np.ndarray:
     """One chunk of a transposed convolution's input: the gradient of the block of the
     padded forward input (its length per axis in ``args``, then the weights) whose
@@ -638,7 +652,9 @@ def _transpose_block(
     shape = (x.shape[0], groups * group_size, *(int(s[0]) for s in sizes))
     spec = ConvSpec.build(shape, w.shape, stride=stride, dilation=dilation, groups=groups)
     dtype = np.dtype(x.dtype).name
-    backend, options = _local(inner, "conv_vjp", shape, w.shape, dtype, stride, dilation, groups)
+    backend, options = _local(
+        inner, "conv_vjp", shape, w.shape, dtype, stride, dilation, groups, precision
+    )
     xb, wb = backend.asarray(x, dtype, options), backend.asarray(w, dtype, options)
     y = np.asarray(backend.to_numpy(backend.conv_transpose(xb, wb, None, spec, options)))
     _check_block(backend.name, "transposed block", y, shape, dtype)
@@ -670,6 +686,7 @@ def _block(
     dilation: tuple[int, ...],
     method: str,
     inner: str,
+    precision: str = "highest",
 ) -> np.ndarray:
     """One block: a valid ``conv`` of the groups the block holds, computed directly by
     the local backend ``inner`` (``name`` or ``name:device``, checked when the graph was
@@ -688,7 +705,9 @@ def _block(
         method=method,
     )
     dtype = np.dtype(x.dtype).name
-    backend, options = _local(inner, "conv", x.shape, w.shape, dtype, stride, dilation, groups)
+    backend, options = _local(
+        inner, "conv", x.shape, w.shape, dtype, stride, dilation, groups, precision
+    )
     xb, wb = backend.asarray(x, dtype, options), backend.asarray(w, dtype, options)
     bb = None if b is None else backend.asarray(b, dtype, options)
     y = np.asarray(backend.to_numpy(backend.conv(xb, wb, bb, spec, options)))

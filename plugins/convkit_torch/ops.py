@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import array_api_compat.torch
@@ -18,6 +22,12 @@ from convkit.spec import ConvSpec
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
+ACCELERATORS = {"cuda"}
+"""The device types this backend computes as CUDA devices: their cost model, their
+precision flags, their memory. A test adds ``"meta"`` (torch's device of shapes
+without data) to run this backend's device logic on a machine without a GPU."""
+
+
 def check_device(device: Any) -> torch.device:
     """Parse a device option and check that it exists here."""
     try:
@@ -26,7 +36,7 @@ def check_device(device: Any) -> torch.device:
         raise ValueError(
             f"device={device!r} is not a torch device; expected 'cpu', 'cuda' or 'cuda:N'"
         ) from exc
-    if dev.type not in ("cpu", "cuda"):
+    if dev.type != "cpu" and dev.type not in ACCELERATORS:
         raise ValueError(f"backend 'torch' runs on 'cpu' or 'cuda'; got device={device!r}")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
@@ -38,6 +48,186 @@ def check_device(device: Any) -> torch.device:
         if dev.index is not None and dev.index >= count:
             raise ValueError(f"device={device!r} does not exist; this machine has {count} GPU(s)")
     return dev
+
+
+def device_key(device: str) -> str:
+    """What calibrated rates on ``device`` are stored under: ``"cpu"``, or for a CUDA
+    device its index and model (``"cuda:0 (NVIDIA H200)"``; ``"cuda"`` is the current
+    device), so that a machine's different GPUs keep their own rates."""
+    dev = torch.device(device)
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return dev.type
+    return _gpu_key(torch.cuda.current_device() if dev.index is None else dev.index)
+
+
+@functools.lru_cache(maxsize=64)
+def _gpu_key(index: int) -> str:
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
+def synchronize(obj: Any) -> None:
+    """Wait for the CUDA work producing ``obj`` (a tensor or a tuple of them) to finish."""
+    items = obj if isinstance(obj, tuple | list) else (obj,)
+    for item in items:
+        if isinstance(item, torch.Tensor) and item.device.type == "cuda":
+            torch.cuda.synchronize(item.device)
+            return
+
+
+_LOCK = threading.RLock()
+"""Held while a call runs with torch's precision switches changed: they are
+process-wide, so two calls in different threads take turns rather than restore each
+other's values."""
+
+
+def run_at(precision: str, device: torch.device, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with float32 arithmetic on ``device`` as ``precision`` asks
+    (:func:`scope`). When an argument requires grad, the result's backward runs under
+    the same precision too (autograd would otherwise run it later, under the process's
+    switches)."""
+    if not _changes(precision, device):
+        return fn(*args)
+    tracked = torch.is_grad_enabled() and any(
+        isinstance(a, torch.Tensor) and a.requires_grad for a in args
+    )
+    if not tracked:
+        with scope(precision, device):
+            return fn(*args)
+    return _AtPrecision.apply(precision, device, fn, *args)
+
+
+class _AtPrecision(torch.autograd.Function):
+    """A computation whose forward and backward both run under :func:`scope`: the
+    forward records its own graph (as ``torch.utils.checkpoint`` does) and the backward
+    differentiates it under the same switches. First derivatives only."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, precision: str, device: torch.device, fn: Callable[..., Any], *args: Any
+    ) -> Any:
+        inputs = [
+            a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a
+            for a in args
+        ]
+        with torch.enable_grad(), scope(precision, device):
+            out = fn(*inputs)
+        ctx.precision, ctx.device, ctx.inputs, ctx.out = precision, device, inputs, out
+        return out.detach()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        wanted = [a for a in ctx.inputs if isinstance(a, torch.Tensor) and a.requires_grad]
+        with scope(ctx.precision, ctx.device):
+            grads = iter(torch.autograd.grad(ctx.out, wanted, grad, allow_unused=True))
+        per_input = [
+            next(grads) if isinstance(a, torch.Tensor) and a.requires_grad else None
+            for a in ctx.inputs
+        ]
+        return (None, None, None, *per_input)
+
+
+@contextlib.contextmanager
+def scope(precision: str, device: torch.device) -> Iterator[None]:
+    """Within the block, float32 arithmetic on ``device`` as ``precision`` asks; after
+    it, torch's precision switches exactly as they were.
+
+    On a CUDA device, ``"highest"`` turns TF32 off for cuDNN's convolutions and
+    cuBLAS's matrix products (torch allows it for convolutions by default) and
+    ``"fast"`` turns it on. On the CPU, ``"highest"`` undoes a process-wide opt-in to
+    oneDNN's lower float32 precisions (``bf16``, ``tf32``); ``"fast"`` leaves the
+    process's choice. torch has two sets of switches that must agree: the older
+    (``torch.backends.cudnn.allow_tf32``, ``torch.set_float32_matmul_precision``) and
+    the per-operator ``fp32_precision`` ones. While they agree, the older setters are
+    used, which keep them agreeing, so the older getters work during the call too;
+    once a program has set the per-operator ones apart (torch then refuses to read the
+    older ones), those are set. Either way every per-operator value is put back. The
+    switches are process-wide: calls that change them hold a lock (:data:`_LOCK`), and
+    a thread computing meanwhile without convkit sees them.
+
+    >>> import torch
+    >>> before = torch.backends.cudnn.allow_tf32
+    >>> with scope("highest", torch.device("cuda")):
+    ...     torch.backends.cudnn.allow_tf32
+    False
+    >>> torch.backends.cudnn.allow_tf32 == before
+    True
+    """
+    if not _changes(precision, device):
+        yield
+        return
+    b: Any = torch.backends  # the per-operator switches are set up at run time
+    with _LOCK, _restored():
+        if device.type not in ACCELERATORS:
+            for s in (b.mkldnn.conv, b.mkldnn.matmul):
+                s.fp32_precision = "ieee"
+        elif _agreeing():
+            b.cudnn.allow_tf32 = precision == "fast"
+            torch.set_float32_matmul_precision("high" if precision == "fast" else "highest")
+        else:
+            for s in (b.cudnn.conv, b.cuda.matmul):
+                s.fp32_precision = "tf32" if precision == "fast" else "ieee"
+        yield
+
+
+def _changes(precision: str, device: torch.device) -> bool:
+    """Whether a call at ``precision`` on ``device`` changes any switch: always on a
+    CUDA device; on the CPU only for ``"highest"`` in a process that lowered oneDNN's
+    float32."""
+    if device.type in ACCELERATORS:
+        return True
+    if precision != "highest":
+        return False
+    b: Any = torch.backends
+    return any(_lowered(s.fp32_precision, b.mkldnn) for s in (b.mkldnn.conv, b.mkldnn.matmul))
+
+
+def _agreeing() -> bool:
+    """Whether torch's older precision switches can be read (they agree with the
+    per-operator ones)."""
+    try:
+        torch.backends.cudnn.allow_tf32  # noqa: B018 - raises when they disagree
+        torch.get_float32_matmul_precision()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _switches() -> list[Any]:
+    """Every object of torch's per-operator ``fp32_precision`` switches, parents first."""
+    b: Any = torch.backends
+    found = [b, b.cuda.matmul, b.cudnn, b.cudnn.conv, b.cudnn.rnn, b.mkldnn]
+    found += [b.mkldnn.matmul, b.mkldnn.conv, getattr(b.mkldnn, "rnn", None)]
+    return [s for s in found if s is not None and hasattr(s, "fp32_precision")]
+
+
+@contextlib.contextmanager
+def _restored() -> Iterator[None]:
+    """Put back every precision switch, the older ones (when readable) and each
+    per-operator value, after the block."""
+    older: tuple[bool, str] | None = None
+    if _agreeing():
+        older = (torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision())
+    switches = _switches()
+    values = [s.fp32_precision for s in switches]
+    try:
+        yield
+    finally:
+        if older is not None:
+            torch.backends.cudnn.allow_tf32 = older[0]
+            torch.set_float32_matmul_precision(older[1])
+        for s, value in zip(switches, values, strict=True):
+            s.fp32_precision = value
+
+
+def _lowered(value: str, parent: Any) -> bool:
+    """Whether a oneDNN operator's ``fp32_precision`` (``"none"``: its parent's, then
+    the process's) is below full float32."""
+    if value == "none":
+        value = parent.fp32_precision
+    if value == "none":
+        value = getattr(torch.backends, "fp32_precision", "none")
+    return value not in ("none", "ieee")
 
 
 def asarray(obj: Any, dtype: str, device: Any | None) -> torch.Tensor:
