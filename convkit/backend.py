@@ -305,7 +305,9 @@ class Backend:
         now on. The default does nothing."""
 
     def devices_here(self) -> tuple[str, ...]:
-        """The declared devices that exist on this machine (default: all declared)."""
+        """The declared devices that exist on this machine (default: all declared), by
+        kind or, for a kind with several, each with its index (``"cuda:0"``):
+        ``convkit calibrate`` measures each."""
         return self.capabilities.devices
 
     def check_options(self, options: Mapping[str, Any]) -> None:

@@ -135,7 +135,8 @@ def _auto_text(infos: Sequence[BackendInfo]) -> str:
 
 
 def _devices(backend: Backend | None, info: BackendInfo) -> str:
-    """Declared devices, those absent from this machine marked ``(absent)``."""
+    """Declared devices, those absent from this machine marked ``(absent)`` (a kind is
+    present when any device of it is: ``cuda`` when ``cuda:0`` is)."""
     declared = info.capabilities.devices
     here = declared
     if backend is not None and info.available:
@@ -143,7 +144,8 @@ def _devices(backend: Backend | None, info: BackendInfo) -> str:
             here = backend.devices_here()
         except Exception:  # a broken probe must not break the listing
             here = ()
-    return ",".join(d if d in here else f"{d}(absent)" for d in declared)
+    kinds = {d.partition(":")[0] for d in here}
+    return ",".join(d if d in kinds else f"{d}(absent)" for d in declared)
 
 
 def _filter(args: argparse.Namespace) -> int:

@@ -206,9 +206,11 @@ class TorchBackend(Backend):
         return array_api_compat.torch
 
     def devices_here(self) -> tuple[str, ...]:
+        """The CPU and each CUDA device by index (``convkit calibrate`` measures each)."""
         import torch
 
-        return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return ("cpu", *(f"cuda:{i}" for i in range(count)))
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         device = options.get("device")

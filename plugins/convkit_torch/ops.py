@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import math
 import threading
@@ -74,150 +75,194 @@ def synchronize(obj: Any) -> None:
             return
 
 
-_LOCK = threading.RLock()
-"""Held while a call runs with torch's precision switches changed: they are
-process-wide, so two calls in different threads take turns rather than restore each
-other's values."""
+class _Switches:
+    """torch's process-wide float32 switches of one kind of device, shared by the calls
+    in flight: the values torch reported for them before the first call entered, the
+    value the calls last set, and how many calls at each precision are under way."""
+
+    def __init__(self, names: tuple[tuple[str, str], ...]) -> None:
+        self.names = names
+        self.saved: list[str] = []
+        self.applied = ""
+        self.active: dict[str, int] = {}
+
+    def objects(self) -> list[Any]:
+        return [getattr(getattr(torch.backends, lib), op) for lib, op in self.names]
+
+
+_CUDA = _Switches((("cudnn", "conv"), ("cuda", "matmul")))
+_CPU = _Switches((("mkldnn", "conv"), ("mkldnn", "matmul")))
+_MUTEX = threading.Lock()
+"""Held only while switches are read or set, never while a call computes (the autograd
+engine may run a backward on another thread meanwhile)."""
+
+_RECOMPUTING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "convkit_torch_recomputing", default=False
+)
+"""Set while :class:`_AtPrecision` recomputes a forward for its backward: the calls
+inside it are part of that recomputation and need no backward of their own."""
 
 
 def run_at(precision: str, device: torch.device, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` with float32 arithmetic on ``device`` as ``precision`` asks
-    (:func:`scope`). When an argument requires grad, the result's backward runs under
-    the same precision too (autograd would otherwise run it later, under the process's
-    switches)."""
+    (:func:`scope`). When an argument requires grad, the backward runs under the same
+    precision too: it recomputes ``fn`` there, as activation checkpointing does
+    (:class:`_AtPrecision`), since autograd would otherwise run the saved graph later
+    under the process's switches."""
     if not _changes(precision, device):
         return fn(*args)
     tracked = torch.is_grad_enabled() and any(
         isinstance(a, torch.Tensor) and a.requires_grad for a in args
     )
-    if not tracked:
+    # torch.func's transforms differentiate the forward's own graph (they refuse the
+    # autograd calls a recomputing backward makes): under them, only the forward is
+    # scoped; so is a call inside a recomputation
+    if not tracked or _RECOMPUTING.get() or torch._C._are_functorch_transforms_active():
         with scope(precision, device):
             return fn(*args)
     return _AtPrecision.apply(precision, device, fn, *args)
 
 
 class _AtPrecision(torch.autograd.Function):
-    """A computation whose forward and backward both run under :func:`scope`: the
-    forward records its own graph (as ``torch.utils.checkpoint`` does) and the backward
-    differentiates it under the same switches. First derivatives only."""
+    """``fn(*args)`` whose backward runs under the same :func:`scope`: the forward keeps
+    only the tensor arguments (as ``F.conv2d`` does), and the backward recomputes ``fn``
+    on them under the scope and differentiates that. First derivatives only; a second
+    backward over a retained graph recomputes again. (No autocast state is replayed: a
+    call under autocast is refused, its result not having the dtype of its inputs.)"""
 
     @staticmethod
-    def forward(
-        ctx: Any, precision: str, device: torch.device, fn: Callable[..., Any], *args: Any
-    ) -> Any:
-        inputs = [
-            a.detach().requires_grad_(a.requires_grad) if isinstance(a, torch.Tensor) else a
-            for a in args
-        ]
-        with torch.enable_grad(), scope(precision, device):
-            out = fn(*inputs)
-        ctx.precision, ctx.device, ctx.inputs, ctx.out = precision, device, inputs, out
-        return out.detach()
+    def forward(precision: str, device: torch.device, fn: Callable[..., Any], *args: Any) -> Any:
+        with scope(precision, device):
+            return fn(*args)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        precision, device, fn, *args = inputs
+        ctx.precision, ctx.device, ctx.fn = precision, device, fn
+        ctx.tensor = [isinstance(a, torch.Tensor) for a in args]
+        ctx.others = [None if t else a for a, t in zip(args, ctx.tensor, strict=True)]
+        ctx.save_for_backward(*(a for a in args if isinstance(a, torch.Tensor)))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        wanted = [a for a in ctx.inputs if isinstance(a, torch.Tensor) and a.requires_grad]
-        with scope(ctx.precision, ctx.device):
-            grads = iter(torch.autograd.grad(ctx.out, wanted, grad, allow_unused=True))
-        per_input = [
-            next(grads) if isinstance(a, torch.Tensor) and a.requires_grad else None
-            for a in ctx.inputs
+        saved = iter(ctx.saved_tensors)
+        wants = ctx.needs_input_grad[3:]
+        args = [
+            next(saved).detach().requires_grad_(want) if is_tensor else other
+            for is_tensor, other, want in zip(ctx.tensor, ctx.others, wants, strict=True)
         ]
-        return (None, None, None, *per_input)
+        wanted = [a for a, want in zip(args, wants, strict=True) if want]
+        token = _RECOMPUTING.set(True)
+        try:
+            with torch.enable_grad(), scope(ctx.precision, ctx.device):
+                out = ctx.fn(*args)
+                grads = iter(torch.autograd.grad(out, wanted, grad, allow_unused=True))
+        finally:
+            _RECOMPUTING.reset(token)
+        return (None, None, None, *(next(grads) if want else None for want in wants))
 
 
 @contextlib.contextmanager
 def scope(precision: str, device: torch.device) -> Iterator[None]:
-    """Within the block, float32 arithmetic on ``device`` as ``precision`` asks; after
-    it, torch's precision switches exactly as they were.
+    """Within the block, float32 arithmetic on ``device`` as ``precision`` asks.
 
     On a CUDA device, ``"highest"`` turns TF32 off for cuDNN's convolutions and
     cuBLAS's matrix products (torch allows it for convolutions by default) and
     ``"fast"`` turns it on. On the CPU, ``"highest"`` undoes a process-wide opt-in to
     oneDNN's lower float32 precisions (``bf16``, ``tf32``); ``"fast"`` leaves the
-    process's choice. torch has two sets of switches that must agree: the older
-    (``torch.backends.cudnn.allow_tf32``, ``torch.set_float32_matmul_precision``) and
-    the per-operator ``fp32_precision`` ones. While they agree, the older setters are
-    used, which keep them agreeing, so the older getters work during the call too;
-    once a program has set the per-operator ones apart (torch then refuses to read the
-    older ones), those are set. Either way every per-operator value is put back. The
-    switches are process-wide: calls that change them hold a lock (:data:`_LOCK`), and
-    a thread computing meanwhile without convkit sees them.
+    process's choice. The switches are torch's per-operator ``fp32_precision`` ones
+    (``torch.backends.cudnn.conv``, ``torch.backends.cuda.matmul``, oneDNN's), which
+    torch reads whichever API a program used. They are process-wide, so the calls in
+    flight share them: while any asks for ``"highest"`` they stay there (``"fast"``
+    calls then run at it, within their tolerance too), and the last call out sets each
+    back to the value torch reported for it before the first came in (as torch's own
+    ``flags()`` context managers do) unless the program changed it meanwhile.
 
     >>> import torch
-    >>> before = torch.backends.cudnn.allow_tf32
+    >>> before = torch.backends.cudnn.conv.fp32_precision
     >>> with scope("highest", torch.device("cuda")):
-    ...     torch.backends.cudnn.allow_tf32
-    False
-    >>> torch.backends.cudnn.allow_tf32 == before
+    ...     torch.backends.cudnn.conv.fp32_precision
+    'ieee'
+    >>> torch.backends.cudnn.conv.fp32_precision == before
     True
     """
-    if not _changes(precision, device):
+    switches = _CUDA if device.type in ACCELERATORS else _CPU
+    if not _enter(switches, precision, device):
         yield
         return
-    b: Any = torch.backends  # the per-operator switches are set up at run time
-    with _LOCK, _restored():
-        if device.type not in ACCELERATORS:
-            for s in (b.mkldnn.conv, b.mkldnn.matmul):
-                s.fp32_precision = "ieee"
-        elif _agreeing():
-            b.cudnn.allow_tf32 = precision == "fast"
-            torch.set_float32_matmul_precision("high" if precision == "fast" else "highest")
-        else:
-            for s in (b.cudnn.conv, b.cuda.matmul):
-                s.fp32_precision = "tf32" if precision == "fast" else "ieee"
+    try:
         yield
+    finally:
+        _leave(switches, precision)
 
 
 def _changes(precision: str, device: torch.device) -> bool:
-    """Whether a call at ``precision`` on ``device`` changes any switch: always on a
-    CUDA device; on the CPU only for ``"highest"`` in a process that lowered oneDNN's
-    float32."""
+    """Whether a call at ``precision`` on ``device`` takes part in the switches: always
+    on a CUDA device; on the CPU only for ``"highest"``, in a process that lowered
+    oneDNN's float32 or while another such call is under way (read under
+    :data:`_MUTEX`, so that the two cannot pass each other)."""
     if device.type in ACCELERATORS:
         return True
     if precision != "highest":
         return False
+    with _MUTEX:
+        return _cpu_takes_part()
+
+
+def _cpu_takes_part() -> bool:
+    if _CPU.active:
+        return True
     b: Any = torch.backends
     return any(_lowered(s.fp32_precision, b.mkldnn) for s in (b.mkldnn.conv, b.mkldnn.matmul))
 
 
-def _agreeing() -> bool:
-    """Whether torch's older precision switches can be read (they agree with the
-    per-operator ones)."""
-    try:
-        torch.backends.cudnn.allow_tf32  # noqa: B018 - raises when they disagree
-        torch.get_float32_matmul_precision()
-    except RuntimeError:
-        return False
+def _enter(switches: _Switches, precision: str, device: torch.device) -> bool:
+    """Count one more call at ``precision`` and set the switches for it; ``False`` (and
+    nothing done) when the call leaves them alone (a CPU call with nothing to undo)."""
+    with _MUTEX:
+        if switches is _CPU and (precision != "highest" or not _cpu_takes_part()):
+            return False
+        if not switches.active:
+            switches.saved = [s.fp32_precision for s in switches.objects()]
+            switches.applied = ""
+        switches.active[precision] = switches.active.get(precision, 0) + 1
+        try:
+            _apply(switches)
+        except BaseException:
+            _release(switches, precision)
+            raise
     return True
 
 
-def _switches() -> list[Any]:
-    """Every object of torch's per-operator ``fp32_precision`` switches, parents first."""
-    b: Any = torch.backends
-    found = [b, b.cuda.matmul, b.cudnn, b.cudnn.conv, b.cudnn.rnn, b.mkldnn]
-    found += [b.mkldnn.matmul, b.mkldnn.conv, getattr(b.mkldnn, "rnn", None)]
-    return [s for s in found if s is not None and hasattr(s, "fp32_precision")]
+def _leave(switches: _Switches, precision: str) -> None:
+    with _MUTEX:
+        _release(switches, precision)
 
 
-@contextlib.contextmanager
-def _restored() -> Iterator[None]:
-    """Put back every precision switch, the older ones (when readable) and each
-    per-operator value, after the block."""
-    older: tuple[bool, str] | None = None
-    if _agreeing():
-        older = (torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision())
-    switches = _switches()
-    values = [s.fp32_precision for s in switches]
-    try:
-        yield
-    finally:
-        if older is not None:
-            torch.backends.cudnn.allow_tf32 = older[0]
-            torch.set_float32_matmul_precision(older[1])
-        for s, value in zip(switches, values, strict=True):
+def _release(switches: _Switches, precision: str) -> None:
+    """One call at ``precision`` is done: the switches for those left, or as they were
+    before the first, each that still holds what the calls set (the caller holds
+    :data:`_MUTEX`)."""
+    switches.active[precision] -= 1
+    if not switches.active[precision]:
+        del switches.active[precision]
+    if switches.active:
+        _apply(switches)
+        return
+    for s, value in zip(switches.objects(), switches.saved, strict=True):
+        if s.fp32_precision == switches.applied:  # else the program set it meanwhile
             s.fp32_precision = value
+
+
+def _apply(switches: _Switches) -> None:
+    """Set the switches for the calls under way: TF32 only while none of them asked for
+    ``"highest"``."""
+    value = "ieee" if "highest" in switches.active else "tf32"
+    for s in switches.objects():
+        if s.fp32_precision != value:
+            s.fp32_precision = value
+    switches.applied = value
 
 
 def _lowered(value: str, parent: Any) -> bool:
