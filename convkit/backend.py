@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,30 +38,6 @@ default): every product and sum in the dtype itself, as the conformance suite ch
 lower float32 arithmetic where the hardware gains from it (TF32 on NVIDIA tensor
 cores: a 10-bit mantissa, relative errors up to about 1e-3). A backend that has no
 such choice computes ``"fast"`` at the highest precision."""
-
-
-@contextlib.contextmanager
-def scoped_setting(settings: tuple[Any, ...], attribute: str, value: Any) -> Iterator[None]:
-    """Within the block, ``attribute`` of each object of ``settings`` is ``value``;
-    after it, each is exactly what it was: how a backend confines a library's
-    process-wide switch (a precision flag) to one call.
-
-    >>> import types
-    >>> flags = types.SimpleNamespace(mode="a")
-    >>> with scoped_setting((flags,), "mode", "b"):
-    ...     flags.mode
-    'b'
-    >>> flags.mode
-    'a'
-    """
-    before = [getattr(s, attribute) for s in settings]
-    try:
-        for s in settings:
-            setattr(s, attribute, value)
-        yield
-    finally:
-        for s, old in zip(settings, before, strict=True):
-            setattr(s, attribute, old)
 
 
 def precision_of(options: Mapping[str, Any]) -> str:

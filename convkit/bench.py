@@ -305,23 +305,24 @@ class Device:
         """Within the block, cuDNN's convolutions and cuBLAS's products in float32 as
         ``precision`` says (``"ieee"``, or ``"tf32"``), restored after: how a peer is
         timed at the precision convkit's ``"highest"`` computes."""
-        from convkit.backend import scoped_setting
-
         backends = self.torch.backends
-        with scoped_setting(
-            (backends.cudnn.conv, backends.cuda.matmul), "fp32_precision", precision
-        ):
+        settings = (backends.cudnn.conv, backends.cuda.matmul)
+        before = [s.fp32_precision for s in settings]
+        try:
+            for s in settings:
+                s.fp32_precision = precision
             yield
+        finally:
+            for s, value in zip(settings, before, strict=True):
+                s.fp32_precision = value
 
     def describe(self, peak: float) -> str:
         """The report's first line: the device and its peak."""
         if self.host:
             return f"float32 matmul peak here: {peak / 1e9:.0f} GFLOP/s"
-        name = self.name
-        if self.cuda:
-            index = self.device.index
-            index = self.torch.cuda.current_device() if index is None else index
-            name = f"cuda:{index} ({self.torch.cuda.get_device_name(index)})"
+        from convkit import checks
+
+        name = checks.registered_backend("torch").device_key(self.name)
         return (
             f"device {name}; float32 matmul peak there (TF32 off): {peak / 1e9:.0f} GFLOP/s; "
             f"extra MiB: growth of torch.cuda.max_memory_allocated during a call"
@@ -483,8 +484,12 @@ def backend_row(work: Workload, name: str) -> str:
     >>> backend_row(WORKLOADS[0], "numpy"), backend_row(WORKLOADS[-1], "numpy")
     ('convkit numpy auto', 'convkit numpy')
     """
-    per_method = work.op == "conv" and not work.backward and work.calls == 1
-    return f"convkit {name} auto" if per_method else f"convkit {name}"
+    return f"convkit {name} auto" if _per_method(work) else f"convkit {name}"
+
+
+def _per_method(work: Workload) -> bool:
+    """Whether the workload times each method (forward convolutions called once)."""
+    return work.op == "conv" and not work.backward and work.calls == 1
 
 
 def method_choice(work: Workload, x: np.ndarray, w: np.ndarray, backend: str | None) -> Any:
@@ -541,27 +546,23 @@ def candidates(
     import convkit as ck
 
     names = [b.name for b in ck.list_backends() if b.available] if on.host else ["torch"]
-    fast: dict[str, Callable[[], object]] = {}
     if work.op == "convolve":
         call = functools.partial(ck.convolve, x, w, **work.kwargs)
-        out = _backend_calls(work, names, call)
     elif work.backward:
         from convkit.spec import ConvSpec
 
         shape = ConvSpec.build(tuple(x.shape), tuple(w.shape), **work.kwargs).output_shape
         g = on.put(np.ones(shape, dtype=work.dtype))
         call = functools.partial(ck.conv_vjp, x, w, g, **work.kwargs)
-        out = _backend_calls(work, names, call)
-    elif work.calls > 1:
-        call = functools.partial(ck.conv, x, w, **work.kwargs)
-        out = _backend_calls(work, names, call)
     else:
         call = functools.partial(ck.conv, x, w, **work.kwargs)
+    if _per_method(work):
         out = _method_calls(work, x, w, names)
+    else:
+        out = _backend_calls(work, names, call)
     if not on.host:
-        fast["convkit torch fast"] = functools.partial(call, backend="torch", precision="fast")
+        out["convkit torch fast"] = functools.partial(call, backend="torch", precision="fast")
     peers = _peers(work, x, w) if on.host else _device_peers(work, x, w, on)
-    out.update(fast)
     out.update(peers)
     return {name: on.timed(fn) for name, fn in out.items()}, list(peers)
 

@@ -39,10 +39,9 @@ class ReLU(Module):
     def backward(self, grad_out: Any) -> np.ndarray:
         need_forward(self, self._mask)
         assert self._mask is not None
-        check_grad_shape(self, grad_out, self._mask.shape)
-        return np.where(self._mask, grad_out, 0).astype(
-            host_array(self, grad_out, "grad_out").dtype
-        )
+        g = host_array(self, grad_out, "grad_out")
+        check_grad_shape(self, g, self._mask.shape)
+        return np.where(self._mask, g, 0).astype(g.dtype)
 
 
 class Flatten(Module):

@@ -142,12 +142,8 @@ class GlobalMaxPool(Module):
         arg = getattr(self, "_arg", None)
         need_forward(self, arg)
         assert arg is not None
-        check_grad_shape(self, grad_out, arg.shape)
-        flat = np.zeros(
-            (*self._shape[:2], math.prod(self._shape[2:])),
-            dtype=host_array(self, grad_out, "grad_out").dtype,
-        )
-        np.put_along_axis(
-            flat, arg[..., None], host_array(self, grad_out, "grad_out")[..., None], axis=-1
-        )
+        g = host_array(self, grad_out, "grad_out")
+        check_grad_shape(self, g, arg.shape)
+        flat = np.zeros((*self._shape[:2], math.prod(self._shape[2:])), dtype=g.dtype)
+        np.put_along_axis(flat, arg[..., None], g[..., None], axis=-1)
         return flat.reshape(self._shape)

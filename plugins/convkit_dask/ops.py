@@ -24,7 +24,7 @@ import functools
 import math
 import string
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dask.array as da
@@ -573,23 +573,33 @@ def _transposed(
 def _local(
     inner: str,
     op: str,
-    x_shape: tuple[int, ...],
-    w_shape: tuple[int, ...],
-    dtype: str,
-    stride: tuple[int, ...],
-    dilation: tuple[int, ...],
-    groups: int,
+    spec: ConvSpec,
     precision: str,
-) -> tuple[Any, dict[str, Any]]:
-    """The local backend (and its options, with the call's ``precision``) that computes
-    a block."""
+    call: Callable[[Any, list[Any], dict[str, Any]], Any],
+    arrays: Sequence[np.ndarray | None],
+    what: str,
+    expected: tuple[int, ...],
+) -> np.ndarray:
+    """``call(backend, converted, options)`` on the local backend that computes a block
+    of ``spec`` (``inner``, or for ``"auto"`` :func:`block_backend`'s choice for ``op``),
+    with ``arrays`` converted to it (``None`` stays) and the call's ``precision`` in its
+    options; the result as a NumPy array, checked as the core checks any backend's."""
     from convkit import checks
     from convkit.selection import parse_backend
 
+    dtype = np.dtype(next(a for a in arrays if a is not None).dtype).name
     if inner == "auto":
-        inner = block_backend(x_shape, w_shape, dtype, stride, dilation, groups, op)
+        x_shape = (spec.batch, spec.in_channels, *spec.input_size)
+        inner = block_backend(
+            x_shape, spec.weight_shape, dtype, spec.stride, spec.dilation, spec.groups, op
+        )
     name, options = parse_backend(inner, "inner")
-    return checks.registered_backend(name), {**options, "precision": precision}
+    backend = checks.registered_backend(name)
+    options = {**options, "precision": precision}
+    converted = [None if a is None else backend.asarray(a, dtype, options) for a in arrays]
+    y = np.asarray(backend.to_numpy(call(backend, converted, options)))
+    _check_block(backend.name, what, y, expected, dtype)
+    return y
 
 
 def _group_rows(
@@ -613,20 +623,21 @@ def _weight_block(
     stride: tuple[int, ...],
     dilation: tuple[int, ...],
     inner: str,
-    precision: str = "highest",
+    precision: str,
 ) -> np.ndarray:
     """One block's part of the weight gradient, ``(1, O_b, 1, ..., Cg, *K)``, by the
     local backend's ``conv_vjp`` of the block (with its halo) and the outputs it made."""
     rows, groups = _group_rows(channel_index, x.shape[1], group_size, group_outputs)
     w = weight[rows]
     spec = ConvSpec.build(x.shape, w.shape, stride=stride, dilation=dilation, groups=groups)
-    dtype = np.dtype(x.dtype).name
-    backend, options = _local(
-        inner, "conv_vjp", x.shape, w.shape, dtype, stride, dilation, groups, precision
+
+    def weight_gradient(backend: Any, arrays: list[Any], options: dict[str, Any]) -> Any:
+        return backend.conv_vjp(*arrays, spec, False, options)[1]
+
+    arrays = [x, w, grad_out]
+    gw = _local(
+        inner, "conv_vjp", spec, precision, weight_gradient, arrays, "weight gradient", w.shape
     )
-    arrays = [backend.asarray(a, dtype, options) for a in (x, w, grad_out)]
-    gw = np.asarray(backend.to_numpy(backend.conv_vjp(*arrays, spec, False, options)[1]))
-    _check_block(backend.name, "weight gradient", gw, w.shape, dtype)
     return gw.reshape(1, gw.shape[0], *(1,) * spec.ndim, *gw.shape[1:])
 
 
@@ -639,7 +650,7 @@ def _transpose_block(
     stride: tuple[int, ...],
     dilation: tuple[int, ...],
     inner: str,
-    precision: str = "highest",
+    precision: str,
 ) -> np.ndarray:
     """One chunk of a transposed convolution's input: the gradient of the block of the
     padded forward input (its length per axis in ``args``, then the weights) whose
@@ -651,14 +662,11 @@ def _transpose_block(
     w = weight[rows]
     shape = (x.shape[0], groups * group_size, *(int(s[0]) for s in sizes))
     spec = ConvSpec.build(shape, w.shape, stride=stride, dilation=dilation, groups=groups)
-    dtype = np.dtype(x.dtype).name
-    backend, options = _local(
-        inner, "conv_vjp", shape, w.shape, dtype, stride, dilation, groups, precision
-    )
-    xb, wb = backend.asarray(x, dtype, options), backend.asarray(w, dtype, options)
-    y = np.asarray(backend.to_numpy(backend.conv_transpose(xb, wb, None, spec, options)))
-    _check_block(backend.name, "transposed block", y, shape, dtype)
-    return y
+
+    def transpose(backend: Any, arrays: list[Any], options: dict[str, Any]) -> Any:
+        return backend.conv_transpose(*arrays, None, spec, options)
+
+    return _local(inner, "conv_vjp", spec, precision, transpose, [x, w], "transposed block", shape)
 
 
 def _check_block(
@@ -686,7 +694,7 @@ def _block(
     dilation: tuple[int, ...],
     method: str,
     inner: str,
-    precision: str = "highest",
+    precision: str,
 ) -> np.ndarray:
     """One block: a valid ``conv`` of the groups the block holds, computed directly by
     the local backend ``inner`` (``name`` or ``name:device``, checked when the graph was
@@ -704,15 +712,11 @@ def _block(
         groups=groups,
         method=method,
     )
-    dtype = np.dtype(x.dtype).name
-    backend, options = _local(
-        inner, "conv", x.shape, w.shape, dtype, stride, dilation, groups, precision
-    )
-    xb, wb = backend.asarray(x, dtype, options), backend.asarray(w, dtype, options)
-    bb = None if b is None else backend.asarray(b, dtype, options)
-    y = np.asarray(backend.to_numpy(backend.conv(xb, wb, bb, spec, options)))
-    _check_block(backend.name, "block", y, spec.output_shape, dtype)
-    return y
+
+    def forward(backend: Any, arrays: list[Any], options: dict[str, Any]) -> Any:
+        return backend.conv(*arrays, spec, options)
+
+    return _local(inner, "conv", spec, precision, forward, [x, w, b], "block", spec.output_shape)
 
 
 @functools.cache
